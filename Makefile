@@ -1,0 +1,59 @@
+# Pico-Cloud: `make lab` brings up and provisions the emulated Pi Zero lab; `make test` runs
+# every test. Both set up what this machine lacks first (scripts/bootstrap.sh, as root).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+
+LAB_MIX ?= pizero=2,pizero2=1
+LAB_SUBNET ?= 172.28.10.0/24
+LAB := python3 -m lab
+
+.PHONY: lab test bootstrap images lab-up lab-status lab-down provision \
+        unit lint syntax molecule integration
+
+## The two commands of the README
+lab: bootstrap images lab-up provision
+
+test: bootstrap images
+	@bash tests/run-all.sh
+
+## Steps
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+images: bootstrap
+	$(LAB) images
+
+lab-up:
+	$(LAB) up --mix $(LAB_MIX) --subnet $(LAB_SUBNET)
+
+lab-status:
+	@$(LAB) status
+
+lab-down:
+	$(LAB) down
+
+provision:
+	ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook site.yml
+
+unit:
+	pytest -q tests/unit collections/ansible_collections/pico/cloud/tests/unit
+
+lint:
+	ansible-lint --offline --profile production collections/ansible_collections/pico/cloud site.yml playbooks molecule
+
+syntax:
+	@for playbook in site.yml playbooks/*.yml; do \
+	  [ -e "$$playbook" ] || continue; \
+	  echo "syntax-check $$playbook"; \
+	  ansible-playbook --syntax-check -i inventories/example/hosts.yml "$$playbook"; \
+	done
+
+integration:
+	pytest -q tests/integration
+
+molecule:
+	molecule test

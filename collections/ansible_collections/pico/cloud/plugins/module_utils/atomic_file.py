@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+"""Write a file so that a crash or power cut leaves either the old or the new content.
+
+SD cards on edge boards lose power often; a half-written /etc/fstab or config.txt can stop a
+board from booting. Callers pass the full new content; it is written to a temp file in the same
+directory, fsynced, then moved over the target with AnsibleModule.atomic_move (which keeps
+ownership, mode and SELinux context).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+
+def write_atomic(module, path, content):
+    """Replace path with content (str). Raises nothing: fails the module with a clear message."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp_path = tempfile.mkstemp(prefix=".pico-", dir=directory)
+    except OSError as exc:
+        module.fail_json(msg="cannot write %s: %s (is the file system read-only or full?)" % (path, exc))
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        os.unlink(tmp_path)
+        module.fail_json(msg="cannot write %s: %s (is the file system full?); the file is unchanged" % (path, exc))
+    module.atomic_move(tmp_path, path)

@@ -1,0 +1,79 @@
+"""The lab CLI: `python3 -m lab {images,up,status,down}` from the repository root."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from . import cluster, images
+from .shell import LabError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_ROOT = REPO_ROOT / ".lab"
+DEFAULT_INVENTORY = REPO_ROOT / "inventories/lab/hosts.yml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m lab", description="Emulated Pi Zero lab: node images and clusters.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("images", help="build the node images whose recipe changed (cached by recipe hash)")
+    build.add_argument("--kind", action="append", choices=sorted(images.KINDS), help="only this kind (repeatable)")
+    build.add_argument("--force", action="store_true", help="rebuild even when an image of the recipe exists")
+
+    for name, text in (("up", "start a lab and write its inventory"), ("status", "show the lab's nodes"),
+                       ("down", "remove the lab's containers, network, inventory and state")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--name", default="pico", help="lab name; several labs may run side by side (default: pico)")
+        cmd.add_argument("--inventory", type=Path, help=f"inventory file to write (default: {DEFAULT_INVENTORY.relative_to(REPO_ROOT)} for the lab 'pico')")
+        if name == "up":
+            cmd.add_argument("--mix", default=cluster.DEFAULT_MIX, help=f"nodes per kind (default: {cluster.DEFAULT_MIX}); kinds: {', '.join(images.KINDS)}")
+            cmd.add_argument("--subnet", default=cluster.DEFAULT_SUBNET, help=f"lab network (default: {cluster.DEFAULT_SUBNET})")
+            cmd.add_argument("--ssh-port-base", type=int, default=cluster.DEFAULT_SSH_PORT_BASE,
+                             help="node i's SSH is published on 127.0.0.1:BASE+i (default: %(default)s)")
+
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # so a killed build still cleans up after itself
+    try:
+        if args.command == "images":
+            kinds = [images.get_kind(k) for k in (args.kind or images.KINDS)]
+            for ref in images.ensure_images(kinds, STATE_ROOT / "logs", force=args.force):
+                print(f"lab: image {ref} ready")
+            return 0
+        inventory = args.inventory or (DEFAULT_INVENTORY if args.name == "pico" else STATE_ROOT / args.name / "hosts.yml")
+        lab = cluster.Lab(args.name, STATE_ROOT, inventory.resolve())
+        if args.command == "up":
+            print(f"lab: {lab.up(cluster.plan(args.name, args.mix, args.subnet, args.ssh_port_base))}")
+            _print_status(lab)
+        elif args.command == "status":
+            _print_status(lab)
+        else:
+            print(f"lab: {lab.down()}")
+        return 0
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab: interrupted; nothing half-built is kept", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_status(lab: cluster.Lab) -> None:
+    rows = lab.status()
+    if not rows:
+        print(f"lab: no lab named {lab.name!r} is running")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

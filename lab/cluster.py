@@ -1,0 +1,274 @@
+"""Bringing a lab of node containers up and down on a Docker network with a fixed subnet.
+
+Nodes are systemd containers reached over SSH at their own address on the lab network, exactly
+as Ansible reaches real Pis on a LAN. Each node's SSH port is also published on 127.0.0.1 for
+people who want to `ssh -p` in by hand.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import images
+from .inventory import render_inventory
+from .shell import LabError, require_tools, run
+
+LABEL = "pico.lab"
+DEFAULT_MIX = "pizero=2,pizero2=1"
+DEFAULT_SUBNET = "172.28.10.0/24"
+DEFAULT_SSH_PORT_BASE = 2220
+FIRST_HOST_OFFSET = 11  # .1 is the bridge; nodes start at .11 so they are easy to tell apart
+BOOT_TIMEOUT_S = 240
+MAX_NODES = 32
+
+# systemd as PID 1 without --privileged (which fails on machines lacking CAP_SYS_RESOURCE).
+NODE_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "-e", "container=docker", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--device", "/dev/net/tun",
+    "--stop-signal", "SIGRTMIN+3",
+]
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # inventory hostname and the node's hostname
+    kind: str
+    address: str
+    ssh_port: int  # published on 127.0.0.1
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    subnet: str
+    nodes: tuple[Node, ...]
+
+    @property
+    def network(self) -> str:
+        return f"{self.name}-lab"
+
+    def container(self, node: Node) -> str:
+        return f"{self.name}-lab-{node.name}"
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def parse_mix(text: str) -> list[tuple[str, int]]:
+    """'pizero=2,pizero2=1' -> [('pizero', 2), ('pizero2', 1)], validated."""
+    mix: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, count = part.partition("=")
+        images.get_kind(kind.strip())
+        if not sep or not count.strip().isdigit():
+            raise LabError(f"bad node mix entry {part!r}: write KIND=COUNT, e.g. --mix {DEFAULT_MIX}")
+        mix.append((kind.strip(), int(count)))
+    total = sum(count for _, count in mix)
+    if not 1 <= total <= MAX_NODES:
+        raise LabError(f"node mix {text!r} asks for {total} nodes: a lab has 1 to {MAX_NODES}")
+    return mix
+
+
+def plan(name: str, mix_text: str, subnet_text: str, ssh_port_base: int) -> LabSpec:
+    if not name.replace("-", "").isalnum() or not name[:1].isalpha():
+        raise LabError(f"bad lab name {name!r}: use letters, digits and '-', starting with a letter")
+    try:
+        subnet = ipaddress.IPv4Network(subnet_text)
+    except ValueError as exc:
+        raise LabError(f"bad subnet {subnet_text!r} ({exc}): give an IPv4 network such as {DEFAULT_SUBNET}") from None
+    mix = parse_mix(mix_text)
+    hosts = list(subnet.hosts())
+    total = sum(count for _, count in mix)
+    if len(hosts) < FIRST_HOST_OFFSET - 1 + total:
+        raise LabError(f"subnet {subnet} is too small for {total} nodes: use a /24 such as {DEFAULT_SUBNET}")
+    if not 1024 <= ssh_port_base <= 65535 - total:
+        raise LabError(f"bad SSH port base {ssh_port_base}: choose a number between 1024 and {65535 - total}")
+    nodes, index = [], 0
+    for kind, count in mix:
+        for n in range(1, count + 1):
+            index += 1
+            nodes.append(Node(f"{kind}-{n}", kind, str(hosts[FIRST_HOST_OFFSET - 2 + index]), ssh_port_base + index))
+    return LabSpec(name, str(subnet), tuple(nodes))
+
+
+class Lab:
+    """One lab on this machine: its state lives under state_dir, its inventory at inventory_path."""
+
+    def __init__(self, name: str, state_root: Path, inventory_path: Path) -> None:
+        self.name = name
+        self.state_dir = state_root / name
+        self.inventory_path = inventory_path
+        self.key = self.state_dir / "id_ed25519"
+        self.known_hosts = self.state_dir / "known_hosts"
+        self.state_file = self.state_dir / "lab.json"
+        self.log_dir = state_root / "logs"
+
+    # -- what is running ---------------------------------------------------------------------
+    def running_containers(self) -> dict[str, dict[str, str]]:
+        """Containers of this lab by name, with their state and the spec fingerprint they carry."""
+        out = run(["docker", "ps", "-a", "--filter", f"label={LABEL}={self.name}",
+                   "--format", '{{json .}}'], what="listing lab containers").stdout
+        found = {}
+        for line in out.splitlines():
+            info = json.loads(line)
+            labels = dict(item.partition("=")[::2] for item in info.get("Labels", "").split(",") if item)
+            found[info["Names"]] = {"state": info["State"], "spec": labels.get(f"{LABEL}.spec", "")}
+        return found
+
+    def load_spec(self) -> LabSpec | None:
+        if not self.state_file.exists():
+            return None
+        try:
+            data = json.loads(self.state_file.read_text())
+            return LabSpec(data["name"], data["subnet"], tuple(Node(**n) for n in data["nodes"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LabError(f"lab state {self.state_file} is unreadable ({exc}): run `python3 -m lab down --name {self.name}`") from None
+
+    # -- up ----------------------------------------------------------------------------------
+    def up(self, spec: LabSpec) -> str:
+        require_tools("docker", "ssh", "ssh-keygen")
+        existing = self.running_containers()
+        if existing:
+            if all(c["spec"] == spec.fingerprint() and c["state"] == "running" for c in existing.values()) \
+                    and len(existing) == len(spec.nodes):
+                self._write_inventory(spec)
+                return f"lab {self.name!r} is already up with this shape; nothing to do"
+            raise LabError(
+                f"lab {self.name!r} is already running with a different shape ({len(existing)} containers): "
+                f"run `make lab-down` first, or give this one another --name and --subnet")
+        kinds = sorted({node.kind for node in spec.nodes})
+        for kind in kinds:
+            images.check_binfmt(images.get_kind(kind))
+        self._check_subnet_free(spec)
+        self._check_ports_free(spec)
+        images.ensure_images([images.get_kind(k) for k in kinds], self.log_dir)
+        self._make_key()
+        try:
+            run(["docker", "network", "create", "--subnet", spec.subnet, "--label", f"{LABEL}={self.name}", spec.network],
+                what=f"creating docker network {spec.network}")
+            for node in spec.nodes:
+                self._start_node(spec, node)
+            for node in spec.nodes:
+                self._wait_ready(spec, node)
+        except (LabError, KeyboardInterrupt):
+            self._remove(spec.network)
+            raise
+        self.state_file.write_text(json.dumps(asdict(spec), indent=2) + "\n")
+        self._write_inventory(spec)
+        return f"lab {self.name!r} is up: {len(spec.nodes)} nodes, inventory {self.inventory_path}"
+
+    def _check_subnet_free(self, spec: LabSpec) -> None:
+        wanted = ipaddress.IPv4Network(spec.subnet)
+        names = run(["docker", "network", "ls", "--format", "{{.Name}}"], what="listing docker networks").stdout.split()
+        if names:
+            inspected = json.loads(run(["docker", "network", "inspect", *names], what="inspecting docker networks").stdout)
+            for net in inspected:
+                for cfg in (net.get("IPAM") or {}).get("Config") or []:
+                    subnet = cfg.get("Subnet", "")
+                    if ":" not in subnet and subnet and ipaddress.IPv4Network(subnet, strict=False).overlaps(wanted):
+                        raise LabError(f"subnet {spec.subnet} overlaps docker network {net['Name']!r} ({subnet}): "
+                                       f"pass another --subnet, or remove that network")
+        routes = json.loads(run(["ip", "-j", "-4", "route", "show"], what="reading host routes").stdout or "[]")
+        for route in routes:
+            dst = route.get("dst", "default")
+            if dst != "default" and ipaddress.IPv4Network(dst, strict=False).overlaps(wanted):
+                raise LabError(f"subnet {spec.subnet} overlaps host route {dst} on {route.get('dev', '?')}: pass another --subnet")
+
+    @staticmethod
+    def _check_ports_free(spec: LabSpec) -> None:
+        for node in spec.nodes:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", node.ssh_port))
+                except OSError:
+                    raise LabError(f"port 127.0.0.1:{node.ssh_port} (SSH of {node.name}) is in use: "
+                                   f"pass another --ssh-port-base") from None
+
+    def _make_key(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.known_hosts.unlink(missing_ok=True)  # new containers have new host keys
+        if not self.key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"pico-lab-{self.name}", "-f", str(self.key)],
+                what="generating the lab SSH key")
+
+    def _start_node(self, spec: LabSpec, node: Node) -> None:
+        kind = images.get_kind(node.kind)
+        env = ["-e", f"QEMU_CPU={kind.qemu_cpu}"] if kind.qemu_cpu else []
+        run(["docker", "run", "-d", "--name", spec.container(node), "--hostname", node.name,
+             "--network", spec.network, "--ip", node.address, "-p", f"127.0.0.1:{node.ssh_port}:22",
+             "--label", f"{LABEL}={self.name}", "--label", f"{LABEL}.node={node.name}",
+             "--label", f"{LABEL}.spec={spec.fingerprint()}", *NODE_RUN_FLAGS, *env,
+             "-v", f"{self.key.resolve()}.pub:/root/.ssh/authorized_keys:ro",
+             images.image_ref(kind)], what=f"starting node {node.name}")
+
+    def _wait_ready(self, spec: LabSpec, node: Node) -> None:
+        """A node is ready when systemd finished booting and Ansible's SSH login works."""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        container = spec.container(node)
+        while time.monotonic() < deadline:
+            state = subprocess.run(["docker", "exec", container, "systemctl", "is-system-running"],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            if state in ("running", "degraded") and self._ssh_ok(node):
+                return
+            time.sleep(1)
+        raise LabError(f"node {node.name} did not boot with SSH within {BOOT_TIMEOUT_S} s: "
+                       f"see `docker logs {container}`")
+
+    def _ssh_ok(self, node: Node) -> bool:
+        return subprocess.run(["ssh", *self.ssh_options(), f"root@{node.address}", "true"],
+                              capture_output=True, check=False, timeout=60).returncode == 0
+
+    def ssh_common_args(self) -> list[str]:
+        # Host keys are made at each node's first boot, so they are learned on first contact.
+        return ["-o", f"UserKnownHostsFile={self.known_hosts.resolve()}", "-o", "StrictHostKeyChecking=accept-new"]
+
+    def ssh_options(self) -> list[str]:
+        return ["-i", str(self.key.resolve()), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *self.ssh_common_args()]
+
+    def _write_inventory(self, spec: LabSpec) -> None:
+        self.inventory_path.parent.mkdir(parents=True, exist_ok=True)
+        self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args()))
+
+    # -- status and down ----------------------------------------------------------------------
+    def status(self) -> list[dict[str, str]]:
+        spec = self.load_spec()
+        containers = self.running_containers()
+        if spec is None:
+            return [{"node": name, "state": c["state"], "note": "not in lab state"} for name, c in containers.items()]
+        rows = []
+        for node in spec.nodes:
+            container = spec.container(node)
+            state = containers.get(container, {}).get("state", "missing")
+            machine = ""
+            if state == "running":
+                machine = subprocess.run(["docker", "exec", container, "uname", "-m"], capture_output=True,
+                                         text=True, check=False).stdout.strip()
+            rows.append({"node": node.name, "kind": node.kind, "machine": machine, "address": node.address,
+                         "ssh": f"127.0.0.1:{node.ssh_port}", "state": state})
+        return rows
+
+    def down(self) -> str:
+        spec = self.load_spec()
+        containers = self.running_containers()
+        self._remove(spec.network if spec else f"{self.name}-lab", list(containers))
+        for path in (self.state_file, self.known_hosts, self.inventory_path):
+            path.unlink(missing_ok=True)
+        return f"lab {self.name!r} is down ({len(containers)} containers removed)"
+
+    def _remove(self, network: str, containers: list[str] | None = None) -> None:
+        if containers is None:
+            containers = list(self.running_containers())
+        if containers:
+            subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
+        owner = subprocess.run(["docker", "network", "inspect", "-f", f'{{{{index .Labels "{LABEL}"}}}}', network],
+                               capture_output=True, text=True, check=False).stdout.strip()
+        if owner == self.name:  # never remove a network this lab did not create
+            subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)

@@ -1,0 +1,216 @@
+"""Node images built from debootstrap root file systems (no registry is reachable).
+
+An image is tagged with a hash of its recipe (kind, Debian release and architecture, packages,
+setup script), so a rebuild happens only when the recipe changes, and `:latest` always points at
+the image of the current recipe. `docker import` either creates the whole image or nothing, so a
+failed build never leaves an image behind that looks good.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .shell import LabError, require_tools, run
+
+SUITE = "bookworm"
+IMAGE_REPO = "pico-lab"
+DEB_CACHE = Path("/var/cache/pico-lab/debootstrap")
+BUILD_TIMEOUT_S = 2400
+
+
+@dataclass(frozen=True)
+class NodeKind:
+    name: str
+    debian_arch: str
+    docker_platform: str
+    qemu_cpu: str | None  # QEMU_CPU for qemu-user: the exact CPU of the board
+    binfmt: str | None  # binfmt_misc handler the host needs to run this architecture
+    board: str  # what the node stands for; becomes pico_board in the inventory
+    machine: str  # what `uname -m` reports on the node
+
+
+KINDS: dict[str, NodeKind] = {
+    # Pi Zero / Zero W: ARM1176JZF-S (ARMv6). armel is Debian's ARMv6-safe port; qemu's arm1176
+    # CPU makes any ARMv7-only instruction crash, as it would on the board.
+    "pizero": NodeKind("pizero", "armel", "linux/arm/v6", "arm1176", "qemu-arm", "pizero", "armv6l"),
+    # Pi Zero 2 W: Cortex-A53, 64-bit.
+    "pizero2": NodeKind("pizero2", "arm64", "linux/arm64", "cortex-a53", "qemu-aarch64", "pizero2", "aarch64"),
+    # The build machine's own architecture, for fast tests of things that emulation cannot run.
+    "native": NodeKind("native", "amd64", "linux/amd64", None, None, "native", "x86_64"),
+}
+
+# What a node needs to boot, take SSH and run Ansible, plus the base role's package set so the
+# lab converges without a download.
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt",
+    "ca-certificates", "iproute2", "iputils-ping", "procps", "tzdata", "systemd-timesyncd",
+)
+
+SETUP_SCRIPT = r"""#!/bin/sh
+set -eu
+# Each container makes its own SSH host key at first boot; nodes must not share one.
+rm -f /etc/ssh/ssh_host_*
+cat >/etc/systemd/system/pico-lab-ssh-hostkey.service <<'EOF'
+[Unit]
+Description=Generate this lab node's SSH host key
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+
+[Install]
+WantedBy=ssh.service
+EOF
+mkdir -p /etc/systemd/system/ssh.service.wants
+ln -sf /etc/systemd/system/pico-lab-ssh-hostkey.service /etc/systemd/system/ssh.service.wants/
+printf 'HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nUseDNS no\n' \
+  >/etc/ssh/sshd_config.d/pico-lab.conf
+ln -sf /lib/systemd/system/ssh.service /etc/systemd/system/multi-user.target.wants/ssh.service
+# No consoles in a container; an empty machine-id makes systemd create one per node.
+ln -sf /dev/null /etc/systemd/system/getty@tty1.service
+ln -sf /dev/null /etc/systemd/system/console-getty.service
+: >/etc/machine-id
+mkdir -p /root/.ssh && chmod 700 /root/.ssh
+rm -rf /var/cache/apt/archives/*.deb /var/log/*.log
+"""
+
+
+def recipe(kind: NodeKind) -> dict[str, object]:
+    return {"kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES), "setup": SETUP_SCRIPT}
+
+
+def recipe_hash(kind: NodeKind) -> str:
+    blob = json.dumps(recipe(kind), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def image_ref(kind: NodeKind) -> str:
+    return f"{IMAGE_REPO}/{kind.name}:{recipe_hash(kind)}"
+
+
+def latest_ref(kind: NodeKind) -> str:
+    return f"{IMAGE_REPO}/{kind.name}:latest"
+
+
+def get_kind(name: str) -> NodeKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise LabError(f"unknown node kind {name!r}: choose from {', '.join(KINDS)}") from None
+
+
+def image_exists(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
+
+
+def debian_mirror() -> str:
+    """The mirror this machine's apt uses, so the lab builds from the same place."""
+    if os.environ.get("PICO_LAB_MIRROR"):
+        return os.environ["PICO_LAB_MIRROR"]
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for match in re.finditer(r"^URIs:\s*(\S+)", sources.read_text(), re.M):
+            if not match.group(1).rstrip("/").endswith("-security"):
+                return match.group(1)
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        match = re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+\s", legacy.read_text(), re.M)
+        if match and "security" not in match.group(1):
+            return match.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def check_binfmt(kind: NodeKind) -> None:
+    if kind.binfmt and not Path(f"/proc/sys/fs/binfmt_misc/{kind.binfmt}").exists():
+        raise LabError(f"{kind.name} nodes need the {kind.binfmt} binfmt handler: run `make bootstrap` as root")
+
+
+def ensure_image(kind: NodeKind, log_dir: Path, force: bool = False) -> str:
+    """Return the image reference for kind, building it when its recipe has no image yet."""
+    ref = image_ref(kind)
+    if force or not image_exists(ref):
+        _build(kind, ref, log_dir)
+    run(["docker", "tag", ref, latest_ref(kind)], what=f"tagging {ref}")
+    return ref
+
+
+def ensure_images(kinds: list[NodeKind], log_dir: Path, force: bool = False) -> list[str]:
+    """Build the missing images side by side: downloads of one overlap emulated work of another."""
+    with ThreadPoolExecutor(max_workers=len(kinds) or 1) as pool:
+        futures = [pool.submit(ensure_image, kind, log_dir, force) for kind in kinds]
+        errors, refs = [], []
+        for future in futures:
+            try:
+                refs.append(future.result())
+            except LabError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise LabError("; ".join(errors))
+    return refs
+
+
+def _build(kind: NodeKind, ref: str, log_dir: Path) -> None:
+    require_tools("debootstrap", "docker", "tar", "chroot")
+    if os.geteuid() != 0:
+        raise LabError("building node images needs root (debootstrap, chroot): run as root")
+    check_binfmt(kind)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"build-{kind.name}.log"
+    log.write_text(f"# build of {ref}\n")
+    cache = DEB_CACHE / kind.debian_arch
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"lab: building {ref} (Debian {SUITE} {kind.debian_arch}; log: {log})", flush=True)
+    rootfs = Path(tempfile.mkdtemp(prefix=f"pico-lab-{kind.name}-", dir="/var/tmp"))
+    try:
+        run(
+            ["debootstrap", f"--arch={kind.debian_arch}", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+             f"--cache-dir={cache}", SUITE, str(rootfs), debian_mirror()],
+            what=f"debootstrap of the {kind.name} root file system", log=log, timeout=BUILD_TIMEOUT_S,
+        )
+        setup = rootfs / "tmp/pico-lab-setup.sh"
+        setup.write_text(SETUP_SCRIPT)
+        run(["chroot", str(rootfs), "/bin/sh", "/tmp/pico-lab-setup.sh"], what=f"setting up the {kind.name} image", log=log)
+        setup.unlink()
+        _import(kind, ref, rootfs, log)
+    finally:
+        _remove_rootfs(rootfs)
+    print(f"lab: built {ref}", flush=True)
+
+
+def _import(kind: NodeKind, ref: str, rootfs: Path, log: Path) -> None:
+    changes = [
+        'CMD ["/lib/systemd/systemd"]', "ENV container=docker",
+        f"LABEL pico.lab.kind={kind.name} pico.lab.recipe={recipe_hash(kind)}",
+    ]
+    cmd = ["docker", "import", f"--platform={kind.docker_platform}"]
+    for change in changes:
+        cmd += ["--change", change]
+    cmd += ["-", ref]
+    with log.open("a") as out:
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE, stderr=out)
+        imp = subprocess.run(cmd, stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT, check=False)
+        assert tar.stdout is not None
+        tar.stdout.close()
+        tar_rc = tar.wait()
+    if tar_rc != 0 or imp.returncode != 0:
+        # An import fed by a broken tar stream may still have produced an image: drop it.
+        subprocess.run(["docker", "image", "rm", "-f", ref], capture_output=True, check=False)
+        raise LabError(f"importing {ref} into docker failed (tar exit {tar_rc}, import exit {imp.returncode}); see {log}")
+
+
+def _remove_rootfs(rootfs: Path) -> None:
+    """Unmount what a failed debootstrap may have left mounted inside, then delete the tree."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mountpoint in sorted((m for m in mounts if m.startswith(f"{rootfs}/")), reverse=True):
+        subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
+    shutil.rmtree(rootfs, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""Verify converged lab nodes: the emulated CPU is the board's, and the base role's results hold."""
+import os
+
+import testinfra.utils.ansible_runner
+
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
+    os.environ["MOLECULE_INVENTORY_FILE"]
+).get_hosts("pico_nodes")
+
+EXPECTED_MACHINE = {"molecule-pizero": "armv6l", "molecule-pizero2": "aarch64"}
+
+
+def _name(host):
+    return host.backend.get_hostname()
+
+
+def test_node_reports_the_boards_cpu(host):
+    machine = host.check_output("uname -m")
+    assert machine == EXPECTED_MACHINE[_name(host)]
+    # What Python programs on the node see, e.g. the runtime agent choosing an image
+    assert host.check_output("python3 -c 'import platform; print(platform.machine())'") == machine
+
+
+def test_node_boots_systemd(host):
+    assert host.check_output("cat /proc/1/comm") == "systemd"
+    assert host.run("systemctl is-system-running").stdout.strip() in ("running", "degraded")
+
+
+def test_hostname_is_the_inventory_name(host):
+    assert host.check_output("hostname") == _name(host)
+
+
+def test_timezone(host):
+    assert host.file("/etc/localtime").linked_to == "/usr/share/zoneinfo/Europe/Berlin"
+    assert host.file("/etc/timezone").content_string == "Europe/Berlin\n"
+    assert host.check_output("date +%Z") in ("CET", "CEST")
+
+
+def test_time_sync_configured(host):
+    conf = host.file("/etc/systemd/timesyncd.conf.d/pico.conf")
+    assert "NTP=ntp1.example.net ntp2.example.net" in conf.content_string
+    assert host.service("systemd-timesyncd").is_enabled
+
+
+def test_base_packages_installed(host):
+    for package in ("ca-certificates", "iproute2", "python3-apt", "sudo", "systemd-timesyncd", "tzdata"):
+        assert host.package(package).is_installed, package
+
+
+def test_journal_lives_in_ram(host):
+    conf = host.file("/etc/systemd/journald.conf.d/pico.conf").content_string
+    assert "Storage=volatile" in conf
+    assert "RuntimeMaxUse=16M" in conf
+    assert host.service("systemd-journald").is_running
+    # A new entry lands in the RAM journal under /run, not on the card
+    marker = f"pico-verify-{os.getpid()}"
+    host.run_test(f"echo {marker} | systemd-cat -t pico-verify")
+    for _ in range(10):
+        if marker in host.run("journalctl -D /run/log/journal -t pico-verify -o cat").stdout:
+            break
+        host.run("sleep 0.5")
+    else:
+        raise AssertionError("journald did not write to /run/log/journal")
+    assert marker not in host.run("journalctl -D /var/log/journal -t pico-verify -o cat").stdout
+
+
+def test_sd_card_mounts_get_noatime_and_keep_the_rest(host):
+    fstab = host.file("/etc/fstab").content_string
+    assert "/boot/firmware  vfat    defaults,noatime  0       2" in fstab
+    assert "/               ext4    defaults,noatime  0       1" in fstab
+    assert "# a comment the role must keep" in fstab
+    assert "proc            /proc           proc    defaults          0       0" in fstab
+
+
+def test_no_swap_on_the_card(host):
+    fstab = host.file("/etc/fstab").content_string
+    assert "\n# disabled by pico.cloud.base (SD-card wear): /var/swap2      none            swap" in fstab
+    assert not host.file("/var/swap").exists
