@@ -101,12 +101,12 @@ def edit_fstab(text, mountpoints, options, present):
             out.append(line)
             continue
         seen.add(mountpoint)
-        current = [] if parts[7] == "defaults" else parts[7].split(",")
+        current = parts[7].split(",")
         if present:
             new = current + [opt for opt in options if opt not in current]
         else:
             new = [opt for opt in current if opt not in options]
-        new_field = ",".join(new) if new else "defaults"
+        new_field = ",".join(new) if new else "defaults"  # the field may not be empty
         if new_field != parts[7]:
             parts[7] = new_field
             changed.append(mountpoint)

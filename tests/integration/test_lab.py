@@ -1,0 +1,126 @@
+"""The lab as a user drives it: real containers, real SSH, real ansible-playbook runs."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, lab_cli, playbook
+from lab import images
+from lab.shell import LabError
+
+
+def recap(output):
+    """{host: {ok: n, changed: n, failed: n, ...}} from a PLAY RECAP."""
+    found = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return found
+
+
+def test_site_converges_over_ssh_and_second_run_changes_nothing(lab_inventory):
+    first = playbook(lab_inventory, "site.yml")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap(first.stdout).values())
+    second = playbook(lab_inventory, "site.yml")
+    assert second.returncode == 0, second.stdout[-3000:]
+    counts = recap(second.stdout)
+    assert counts and all(r["changed"] == 0 for r in counts.values()), second.stdout[-3000:]
+
+
+def test_lab_nodes_are_systemd_containers_with_their_own_host_keys(lab_inventory):
+    status = lab_cli("status", "--name", LAB_NAME, "--inventory", str(lab_inventory))
+    assert status.returncode == 0
+    assert status.stdout.count("running") >= 2
+    keys = {
+        subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"],
+                       capture_output=True, text=True, check=True).stdout.split()[1]
+        for node in ("native-1", "native-2")
+    }
+    assert len(keys) == 2
+
+
+def test_up_again_with_the_same_shape_is_a_no_op(lab_inventory):
+    again = lab_cli("up", "--name", LAB_NAME, "--mix", "native=2", "--subnet", LAB_SUBNET,
+                    "--ssh-port-base", str(LAB_PORT_BASE), "--inventory", str(lab_inventory))
+    assert again.returncode == 0, again.stderr
+    assert "already up with this shape; nothing to do" in again.stdout
+
+
+def test_running_lab_with_another_shape_is_refused(lab_inventory):
+    other = lab_cli("up", "--name", LAB_NAME, "--mix", "native=3", "--subnet", LAB_SUBNET,
+                    "--ssh-port-base", str(LAB_PORT_BASE), "--inventory", str(lab_inventory))
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines() == [
+        f"lab: error: lab '{LAB_NAME}' is already running with a different shape (2 containers): "
+        "run `make lab-down` first, or give this one another --name and --subnet"]
+
+
+def test_subnet_in_use_is_refused_and_nothing_is_created(lab_inventory, tmp_path):
+    result = lab_cli("up", "--name", "pico-it2", "--mix", "native=1", "--subnet", "172.28.60.128/25",
+                     "--ssh-port-base", "2500", "--inventory", str(tmp_path / "hosts.yml"))
+    assert result.returncode == 2
+    assert f"overlaps docker network '{LAB_NAME}-lab'" in result.stderr
+    assert _lab_resources("pico-it2") == ("", "")
+
+
+def test_port_in_use_is_refused_and_nothing_is_created(lab_inventory, tmp_path):
+    result = lab_cli("up", "--name", "pico-it2", "--mix", "native=1", "--subnet", "172.28.61.0/24",
+                     "--ssh-port-base", str(LAB_PORT_BASE), "--inventory", str(tmp_path / "hosts.yml"))
+    assert result.returncode == 2
+    assert f"port 127.0.0.1:{LAB_PORT_BASE + 1} (SSH of native-1) is in use" in result.stderr
+    assert _lab_resources("pico-it2") == ("", "")
+
+
+def _lab_resources(name):
+    containers = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=pico.lab={name}"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", f"name={name}-lab"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    return containers, networks
+
+
+def test_failed_image_build_leaves_no_image_and_no_rootfs(tmp_path, monkeypatch):
+    """debootstrap against a mirror that refuses connections fails; nothing is tagged or left in /var/tmp."""
+    monkeypatch.setenv("PICO_LAB_MIRROR", "http://127.0.0.1:9/debian")
+    kind = images.KINDS["native"]
+    ref = "pico-lab/native:failed-build-test"
+    before = set(_var_tmp_builds())
+    with pytest.raises(LabError, match="debootstrap of the native root file system failed"):
+        images._build(kind, ref, tmp_path)
+    assert not images.image_exists(ref)
+    assert set(_var_tmp_builds()) == before
+
+
+def _var_tmp_builds():
+    from pathlib import Path
+
+    return [p.name for p in Path("/var/tmp").glob("pico-lab-*")]
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"pico_base_supported_architectures": ["armv6l"]}, "is x86_64; supported are armv6l"),
+        ({"pico_base_timezone": "Mars/Olympus_Mons"}, "\"Mars/Olympus_Mons\" does not exist in /usr/share/zoneinfo"),
+        ({"pico_base_hostname": "Bad_Name"}, "is not a valid hostname"),
+        ({"pico_base_supported_distributions": {"Debian": ["13"]}}, "which pico.cloud does not support"),
+    ],
+)
+def test_bad_input_fails_in_preflight_before_any_change(lab_inventory, extra_vars, message):
+    result = playbook(lab_inventory, "site.yml", "-e", json.dumps(extra_vars))
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+    assert "TASK [pico.cloud.base : Install missing base packages]" not in result.stdout
+
+
+def test_node_without_python_gets_a_clear_message(lab_inventory):
+    container = f"{LAB_NAME}-lab-native-2"
+    subprocess.run(["docker", "exec", container, "mv", "/usr/bin/python3", "/usr/bin/python3.hidden"], check=True)
+    try:
+        result = playbook(lab_inventory, "site.yml", "--limit", "native-2")
+    finally:
+        subprocess.run(["docker", "exec", container, "mv", "/usr/bin/python3.hidden", "/usr/bin/python3"], check=True)
+    assert result.returncode != 0
+    assert "native-2 has no python3, which Ansible needs. Install it first" in result.stdout

@@ -1,0 +1,84 @@
+"""The lab's node planning and input validation: every bad input is a LabError naming the fix."""
+import pytest
+
+from lab import cluster, images
+from lab.shell import LabError
+
+
+def test_default_lab_is_two_pizero_and_one_pizero2():
+    spec = cluster.plan("pico", cluster.DEFAULT_MIX, cluster.DEFAULT_SUBNET, 2220)
+    assert [(n.name, n.kind) for n in spec.nodes] == [("pizero-1", "pizero"), ("pizero-2", "pizero"), ("pizero2-1", "pizero2")]
+    assert [n.address for n in spec.nodes] == ["172.28.10.11", "172.28.10.12", "172.28.10.13"]
+    assert [n.ssh_port for n in spec.nodes] == [2221, 2222, 2223]
+
+
+def test_spec_fingerprint_changes_with_shape():
+    one = cluster.plan("pico", "pizero=2", "172.28.10.0/24", 2220)
+    two = cluster.plan("pico", "pizero=3", "172.28.10.0/24", 2220)
+    assert one.fingerprint() == cluster.plan("pico", "pizero=2", "172.28.10.0/24", 2220).fingerprint()
+    assert one.fingerprint() != two.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("mix", "message"),
+    [
+        ("pizero3=1", "unknown node kind 'pizero3': choose from pizero, pizero2, native"),
+        ("pizero", "write KIND=COUNT"),
+        ("pizero=two", "write KIND=COUNT"),
+        ("pizero=0", "a lab has 1 to 32"),
+        ("native=40", "a lab has 1 to 32"),
+    ],
+)
+def test_bad_mix_is_rejected_with_the_fix(mix, message):
+    with pytest.raises(LabError, match=message):
+        cluster.parse_mix(mix)
+
+
+@pytest.mark.parametrize(
+    ("subnet", "message"),
+    [("10.0.0.300/24", "bad subnet"), ("172.28.10.1/24", "bad subnet"), ("172.28.10.0/29", "too small")],
+)
+def test_bad_subnet_is_rejected(subnet, message):
+    with pytest.raises(LabError, match=message):
+        cluster.plan("pico", "pizero=3", subnet, 2220)
+
+
+def test_bad_lab_name_and_port_base_are_rejected():
+    with pytest.raises(LabError, match="bad lab name"):
+        cluster.plan("-x", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+    with pytest.raises(LabError, match="bad SSH port base"):
+        cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 80)
+
+
+def test_busy_port_is_reported_before_anything_starts():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        spec = cluster.plan("pico", "native=1", cluster.DEFAULT_SUBNET, port - 1)
+        with pytest.raises(LabError, match=f"port 127.0.0.1:{port} .* is in use: pass another --ssh-port-base"):
+            cluster.Lab._check_ports_free(spec)
+
+
+def test_kinds_emulate_the_boards():
+    assert images.KINDS["pizero"].qemu_cpu == "arm1176"
+    assert images.KINDS["pizero"].debian_arch == "armel"
+    assert images.KINDS["pizero2"].debian_arch == "arm64"
+
+
+def test_recipe_hash_is_stable_and_follows_the_recipe(monkeypatch):
+    kind = images.KINDS["pizero"]
+    first = images.recipe_hash(kind)
+    assert first == images.recipe_hash(kind)
+    assert images.image_ref(kind) == f"pico-lab/pizero:{first}"
+    monkeypatch.setattr(images, "PACKAGES", images.PACKAGES + ("htop",))
+    assert images.recipe_hash(kind) != first
+    assert images.recipe_hash(images.KINDS["native"]) != images.recipe_hash(kind)
+
+
+def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch):
+    monkeypatch.setenv("PICO_LAB_MIRROR", "http://mirror.example/debian")
+    assert images.debian_mirror() == "http://mirror.example/debian"
+    monkeypatch.delenv("PICO_LAB_MIRROR")
+    assert images.debian_mirror().startswith("http")
