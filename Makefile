@@ -43,7 +43,7 @@ unit:
 	pytest -q tests/unit collections/ansible_collections/pico/cloud/tests/unit
 
 lint:
-	ansible-lint --offline --profile production collections/ansible_collections/pico/cloud site.yml playbooks molecule
+	ansible-lint --offline --profile production
 
 syntax:
 	@for playbook in site.yml playbooks/*.yml; do \

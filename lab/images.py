@@ -84,9 +84,29 @@ mkdir -p /root/.ssh && chmod 700 /root/.ssh
 rm -rf /var/cache/apt/archives/*.deb /var/log/*.log
 """
 
+# Emulated nodes only. Under qemu-user the kernel sees the host's syscalls, so a unit's seccomp
+# filter for the guest architecture (SystemCallFilter, SystemCallArchitectures=native) kills it,
+# qemu's code translator needs writable+executable memory, and qemu cannot set up a unit's
+# private network namespace (EIO). Without this, systemd-hostnamed and -timedated time out.
+# Real boards do not need it.
+QEMU_SETUP_SCRIPT = r"""
+mkdir -p /etc/systemd/system/service.d
+cat >/etc/systemd/system/service.d/pico-lab-qemu.conf <<'EOF'
+[Service]
+SystemCallFilter=
+SystemCallArchitectures=
+MemoryDenyWriteExecute=no
+PrivateNetwork=no
+EOF
+"""
+
+
+def setup_script(kind: NodeKind) -> str:
+    return SETUP_SCRIPT + (QEMU_SETUP_SCRIPT if kind.qemu_cpu else "")
+
 
 def recipe(kind: NodeKind) -> dict[str, object]:
-    return {"kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES), "setup": SETUP_SCRIPT}
+    return {"kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES), "setup": setup_script(kind)}
 
 
 def recipe_hash(kind: NodeKind) -> str:
@@ -178,7 +198,7 @@ def _build(kind: NodeKind, ref: str, log_dir: Path) -> None:
             what=f"debootstrap of the {kind.name} root file system", log=log, timeout=BUILD_TIMEOUT_S,
         )
         setup = rootfs / "tmp/pico-lab-setup.sh"
-        setup.write_text(SETUP_SCRIPT)
+        setup.write_text(setup_script(kind))
         run(["chroot", str(rootfs), "/bin/sh", "/tmp/pico-lab-setup.sh"], what=f"setting up the {kind.name} image", log=log)
         setup.unlink()
         _import(kind, ref, rootfs, log)
