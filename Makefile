@@ -15,7 +15,7 @@ LAB := python3 -m lab
         unit lint syntax molecule integration
 
 ## The two commands of the README
-lab: bootstrap images lab-up provision
+lab: bootstrap lab-up provision
 
 test: bootstrap images
 	@bash tests/run-all.sh

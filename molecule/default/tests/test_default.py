@@ -66,7 +66,7 @@ def test_journal_lives_in_ram(host):
 
 def test_sd_card_mounts_get_noatime_and_keep_the_rest(host):
     fstab = host.file("/etc/fstab").content_string
-    assert "/boot/firmware  vfat    defaults,noatime  0       2" in fstab
+    assert "/boot/firmware  vfat    defaults,noatime          0       2" in fstab
     assert "/               ext4    defaults,noatime  0       1" in fstab
     assert "# a comment the role must keep" in fstab
     assert "proc            /proc           proc    defaults          0       0" in fstab
