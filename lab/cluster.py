@@ -112,7 +112,7 @@ class Lab:
         self.log_dir = state_root / "logs"
 
     # -- what is running ---------------------------------------------------------------------
-    def running_containers(self) -> dict[str, dict[str, str]]:
+    def lab_containers(self) -> dict[str, dict[str, str]]:
         """Containers of this lab by name, with their state and the spec fingerprint they carry."""
         out = run(["docker", "ps", "-a", "--filter", f"label={LABEL}={self.name}",
                    "--format", '{{json .}}'], what="listing lab containers").stdout
@@ -120,7 +120,8 @@ class Lab:
         for line in out.splitlines():
             info = json.loads(line)
             labels = dict(item.partition("=")[::2] for item in info.get("Labels", "").split(",") if item)
-            found[info["Names"]] = {"state": info["State"], "spec": labels.get(f"{LABEL}.spec", "")}
+            found[info["Names"]] = {"state": info["State"], "spec": labels.get(f"{LABEL}.spec", ""),
+                                    "owner": labels.get(f"{LABEL}.owner", "")}
         return found
 
     def load_spec(self) -> LabSpec | None:
@@ -135,12 +136,15 @@ class Lab:
     # -- up ----------------------------------------------------------------------------------
     def up(self, spec: LabSpec) -> str:
         require_tools("docker", "ssh", "ssh-keygen")
-        existing = self.running_containers()
+        existing = self.lab_containers()
         if existing:
-            if all(c["spec"] == spec.fingerprint() and c["state"] == "running" for c in existing.values()) \
-                    and len(existing) == len(spec.nodes):
-                self._write_inventory(spec)
-                return f"lab {self.name!r} is already up with this shape; nothing to do"
+            owners = {c["owner"] for c in existing.values()} - {str(self.state_dir.resolve())}
+            if owners:
+                # Its nodes trust another checkout's SSH key: this one could not log in.
+                raise LabError(f"lab {self.name!r} was started from another checkout ({', '.join(sorted(owners))}): "
+                               f"run `make lab-down` to remove it, or give this one another --name and --subnet")
+            if all(c["spec"] == spec.fingerprint() for c in existing.values()) and len(existing) == len(spec.nodes):
+                return self._resume(spec, existing)
             raise LabError(
                 f"lab {self.name!r} is already running with a different shape ({len(existing)} containers): "
                 f"run `make lab-down` first, or give this one another --name and --subnet")
@@ -164,6 +168,18 @@ class Lab:
         self.state_file.write_text(json.dumps(asdict(spec), indent=2) + "\n")
         self._write_inventory(spec)
         return f"lab {self.name!r} is up: {len(spec.nodes)} nodes, inventory {self.inventory_path}"
+
+    def _resume(self, spec: LabSpec, existing: dict[str, dict[str, str]]) -> str:
+        """The same lab is there: start the nodes that stopped (dockerd restarted, host rebooted)."""
+        stopped = [node for node in spec.nodes if existing[spec.container(node)]["state"] != "running"]
+        if stopped:
+            run(["docker", "start", *(spec.container(node) for node in stopped)], what="restarting stopped lab nodes")
+        for node in stopped:
+            self._wait_ready(spec, node)
+        self._write_inventory(spec)
+        if stopped:
+            return f"lab {self.name!r} was there with this shape; restarted {len(stopped)} stopped nodes"
+        return f"lab {self.name!r} is already up with this shape; nothing to do"
 
     def _check_subnet_free(self, spec: LabSpec) -> None:
         wanted = ipaddress.IPv4Network(spec.subnet)
@@ -205,7 +221,8 @@ class Lab:
         run(["docker", "run", "-d", "--name", spec.container(node), "--hostname", node.name,
              "--network", spec.network, "--ip", node.address, "-p", f"127.0.0.1:{node.ssh_port}:22",
              "--label", f"{LABEL}={self.name}", "--label", f"{LABEL}.node={node.name}",
-             "--label", f"{LABEL}.spec={spec.fingerprint()}", *NODE_RUN_FLAGS, *env,
+             "--label", f"{LABEL}.spec={spec.fingerprint()}", "--label", f"{LABEL}.owner={self.state_dir.resolve()}",
+             *NODE_RUN_FLAGS, *env,
              "-v", f"{self.key.resolve()}.pub:/root/.ssh/authorized_keys:ro",
              images.image_ref(kind)], what=f"starting node {node.name}")
 
@@ -240,7 +257,7 @@ class Lab:
     # -- status and down ----------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:
         spec = self.load_spec()
-        containers = self.running_containers()
+        containers = self.lab_containers()
         if spec is None:
             return [{"node": name, "state": c["state"], "note": "not in lab state"} for name, c in containers.items()]
         rows = []
@@ -257,7 +274,7 @@ class Lab:
 
     def down(self) -> str:
         spec = self.load_spec()
-        containers = self.running_containers()
+        containers = self.lab_containers()
         self._remove(spec.network if spec else f"{self.name}-lab", list(containers))
         for path in (self.state_file, self.known_hosts, self.inventory_path):
             path.unlink(missing_ok=True)
@@ -265,7 +282,7 @@ class Lab:
 
     def _remove(self, network: str, containers: list[str] | None = None) -> None:
         if containers is None:
-            containers = list(self.running_containers())
+            containers = list(self.lab_containers())
         if containers:
             subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
         owner = subprocess.run(["docker", "network", "inspect", "-f", f'{{{{index .Labels "{LABEL}"}}}}', network],

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .shell import LabError, require_tools, run
+from .shell import LabError, require_tools, run, stop_all
 
 SUITE = "bookworm"
 IMAGE_REPO = "pico-lab"
@@ -47,11 +47,12 @@ KINDS: dict[str, NodeKind] = {
     "native": NodeKind("native", "amd64", "linux/amd64", None, None, "native", "x86_64"),
 }
 
-# What a node needs to boot, take SSH and run Ansible, plus the base role's package set so the
-# lab converges without a download.
+# What a node needs to boot, take SSH and run Ansible, plus what the roles install (the base
+# package set, WireGuard's userspace tools) so the lab converges without a download.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt",
     "ca-certificates", "iproute2", "iputils-ping", "procps", "tzdata", "systemd-timesyncd",
+    "wireguard-tools", "wireguard-go",
 )
 
 SETUP_SCRIPT = r"""#!/bin/sh
@@ -84,13 +85,19 @@ mkdir -p /root/.ssh && chmod 700 /root/.ssh
 rm -rf /var/cache/apt/archives/*.deb /var/log/*.log
 """
 
-# Emulated nodes only. Under qemu-user the kernel sees the host's syscalls, so a unit's seccomp
-# filter for the guest architecture (SystemCallFilter, SystemCallArchitectures=native) kills it,
-# qemu's code translator needs writable+executable memory, and qemu cannot set up a unit's
-# private network namespace (EIO). Without this, systemd-hostnamed and -timedated time out.
-# Real boards do not need it.
+# Emulated nodes only.
+# - qemu-user reads QEMU_CPU from each process's own environment, and neither systemd services
+#   nor SSH sessions inherit the container's: without these two files sshd, and so every
+#   Ansible task, would run on qemu's default CPU (an ARMv7 for armel), not the board's.
+# - The kernel sees the host's syscalls, so a unit's seccomp filter for the guest architecture
+#   (SystemCallFilter, SystemCallArchitectures=native) kills it; qemu's code translator needs
+#   writable+executable memory; qemu cannot set up a unit's private network namespace (EIO).
+#   Without the drop-in, systemd-hostnamed and -timedated time out.
+# Real boards need none of this.
 QEMU_SETUP_SCRIPT = r"""
-mkdir -p /etc/systemd/system/service.d
+mkdir -p /etc/systemd/system.conf.d /etc/systemd/system/service.d
+printf '[Manager]\nDefaultEnvironment=QEMU_CPU=%(cpu)s\n' >/etc/systemd/system.conf.d/pico-lab-qemu.conf
+echo 'QEMU_CPU=%(cpu)s' >>/etc/environment
 cat >/etc/systemd/system/service.d/pico-lab-qemu.conf <<'EOF'
 [Service]
 SystemCallFilter=
@@ -102,7 +109,7 @@ EOF
 
 
 def setup_script(kind: NodeKind) -> str:
-    return SETUP_SCRIPT + (QEMU_SETUP_SCRIPT if kind.qemu_cpu else "")
+    return SETUP_SCRIPT + (QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} if kind.qemu_cpu else "")
 
 
 def recipe(kind: NodeKind) -> dict[str, object]:
@@ -169,11 +176,16 @@ def ensure_images(kinds: list[NodeKind], log_dir: Path, force: bool = False) -> 
     with ThreadPoolExecutor(max_workers=len(kinds) or 1) as pool:
         futures = [pool.submit(ensure_image, kind, log_dir, force) for kind in kinds]
         errors, refs = [], []
-        for future in futures:
-            try:
-                refs.append(future.result())
-            except LabError as exc:
-                errors.append(str(exc))
+        try:
+            for future in futures:
+                try:
+                    refs.append(future.result())
+                except LabError as exc:
+                    errors.append(str(exc))
+        except KeyboardInterrupt:
+            # Stop the builds; each one's `finally` then removes its root file system.
+            stop_all()
+            raise
     if errors:
         raise LabError("; ".join(errors))
     return refs

@@ -6,7 +6,7 @@ set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="${PICO_VENV:-$REPO_ROOT/.venv}"
-DEB_PACKAGES=(docker.io qemu-user-static debootstrap python3-venv openssh-client iproute2 rsync)
+DEB_PACKAGES=(docker.io qemu-user-static debootstrap python3-venv openssh-client iproute2 wireguard-tools)
 
 die() { echo "bootstrap: error: $*" >&2; exit 1; }
 say() { echo "bootstrap: $*"; }

@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_NAME = "pico-it"
 LAB_SUBNET = "172.28.60.0/24"
 LAB_PORT_BASE = 2400
-LAB_MIX = os.environ.get("PICO_IT_MIX", "native=2")
+# Two native nodes for speed, one emulated Pi Zero so the SSH path to ARMv6 is tested too.
+LAB_MIX = "native=2,pizero=1"
 
 
 def lab_cli(*args, env=None):

@@ -21,6 +21,11 @@ def test_node_reports_the_boards_cpu(host):
     assert host.check_output("python3 -c 'import platform; print(platform.machine())'") == machine
 
 
+def test_services_run_on_the_boards_cpu_too(host):
+    """Programs started by systemd (sshd, later the agent) must see the board's CPU, not qemu's default."""
+    assert host.check_output("systemd-run --quiet --wait --pipe uname -m") == EXPECTED_MACHINE[_name(host)]
+
+
 def test_node_boots_systemd(host):
     assert host.check_output("cat /proc/1/comm") == "systemd"
     assert host.run("systemctl is-system-running").stdout.strip() in ("running", "degraded")

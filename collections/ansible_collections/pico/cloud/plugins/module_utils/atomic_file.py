@@ -17,8 +17,12 @@ import os
 import tempfile
 
 
-def write_atomic(module, path, content):
-    """Replace path with content (str). Raises nothing: fails the module with a clear message."""
+def write_atomic(module, path, content, mode=None):
+    """Replace path with content (str). Raises nothing: fails the module with a clear message.
+
+    With mode, the file gets exactly that mode before it appears under its name (for secrets:
+    atomic_move would give a new file the umask's mode for a moment).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp_path = tempfile.mkstemp(prefix=".pico-", dir=directory)
@@ -32,4 +36,18 @@ def write_atomic(module, path, content):
     except OSError as exc:
         os.unlink(tmp_path)
         module.fail_json(msg="cannot write %s: %s (is the file system full?); the file is unchanged" % (path, exc))
-    module.atomic_move(tmp_path, path)
+    if mode is None:
+        module.atomic_move(tmp_path, path)
+        return
+    try:
+        os.chmod(tmp_path, mode)
+        os.replace(tmp_path, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        module.fail_json(msg="cannot replace %s: %s; the file is unchanged" % (path, exc))

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+"""WireGuard helpers shared by the keypair module and the mesh filters."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+
+
+def is_valid_key(text):
+    """A WireGuard key is 32 bytes in standard base64 (44 characters ending in '=')."""
+    text = text.strip()
+    if len(text) != 44:
+        return False
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def key_fingerprint(public_key):
+    """A short, stable name for a public key, for logs and reports (never for private keys)."""
+    return "SHA256:" + hashlib.sha256(public_key.strip().encode()).hexdigest()[:16]
+
+
+def mesh_address(name, network):
+    """The mesh address of a node: a hash of its name inside the network.
+
+    It depends on the name and the network alone, so adding or removing other nodes, or
+    reordering the inventory, never renumbers a node. Two names can land on the same address
+    (about 0.3% for 20 nodes in a /16); the role's preflight finds that and asks for an explicit
+    address for one of them.
+    """
+    net = ipaddress.ip_network(network, strict=True)
+    usable = net.num_addresses - 2 if net.version == 4 else net.num_addresses - 1
+    if usable < 2:
+        raise ValueError("mesh network %s is too small: use a /16 or at least a /24" % network)
+    digest = int(hashlib.sha256(name.encode()).hexdigest(), 16)
+    return str(net.network_address + 1 + digest % usable)
+
+
+def mesh_problems(nodes, network):
+    """Everything wrong with a planned mesh, one sentence per problem naming the host and value.
+
+    nodes: {name: {"address": str, "endpoint": str, "lan_networks": [cidr, ...],
+                   "unreachable": [endpoint, ...]}}
+    """
+    problems = []
+    try:
+        mesh = ipaddress.ip_network(network, strict=True)
+    except ValueError as exc:
+        return ["pico_wireguard_network %r is not a network address with prefix (%s), e.g. 10.99.0.0/16" % (network, exc)]
+    by_address = {}
+    for name in sorted(nodes):
+        node = nodes[name]
+        address = node.get("address") or ""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            problems.append("%s: mesh address %r is not an IP address: fix pico_wireguard_address" % (name, address))
+            continue
+        if ip not in mesh or ip in (mesh.network_address, mesh.broadcast_address):
+            problems.append("%s: mesh address %s is not a host address of pico_wireguard_network %s" % (name, address, network))
+        by_address.setdefault(address, []).append(name)
+        endpoint = (node.get("endpoint") or "").strip()
+        if not endpoint:
+            problems.append("%s: no WireGuard endpoint: set pico_wireguard_endpoint (or ansible_host) to its LAN address" % name)
+        else:
+            try:
+                if ipaddress.ip_address(endpoint) in mesh:
+                    problems.append("%s: endpoint %s lies inside the mesh network %s: the tunnel would route into itself; "
+                                    "choose another pico_wireguard_network" % (name, endpoint, network))
+            except ValueError:
+                pass  # a DNS name; reachability is checked from the nodes
+        for lan in node.get("lan_networks") or []:
+            if ipaddress.ip_network(lan, strict=False).overlaps(mesh):
+                problems.append("%s: LAN network %s overlaps the mesh network %s: choose another pico_wireguard_network"
+                                % (name, lan, network))
+        for target in node.get("unreachable") or []:
+            problems.append("%s cannot reach the endpoint %s: check the address (pico_wireguard_endpoint) and the LAN"
+                            % (name, target))
+    for address, names in sorted(by_address.items()):
+        if len(names) > 1:
+            problems.append("%s share the mesh address %s: set pico_wireguard_address explicitly for all but one"
+                            % (" and ".join(names), address))
+    return problems
