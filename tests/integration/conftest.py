@@ -1,5 +1,6 @@
 """A small lab of native nodes, brought up once for the integration tests and torn down after."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,10 @@ def lab_cli(*args, env=None):
                           check=False, env={**os.environ, **(env or {})})
 
 
-def playbook(inventory, *args):
+def playbook(inventory, *args, env=None):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
            # a private fact cache: tests must not see facts of another lab
-           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts")}
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})}
     return subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, capture_output=True,
                           text=True, check=False, env=env)
 
@@ -37,3 +38,24 @@ def lab_inventory(tmp_path_factory):
     yield inventory
     down = lab_cli("down", "--name", LAB_NAME, "--inventory", str(inventory))
     assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def converged(lab_inventory):
+    """The first site.yml run on the fresh lab, verbose and logged, as (result, ansible log text)."""
+    log = lab_inventory.parent / "ansible.log"
+    result = playbook(lab_inventory, "site.yml", "-vv", env={"ANSIBLE_LOG_PATH": str(log)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result, log.read_text()
+
+
+def node_exec(node, *cmd):
+    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
+
+
+def recap(output):
+    """{host: {ok: n, changed: n, failed: n, ...}} from a PLAY RECAP."""
+    found = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return found

@@ -1,27 +1,17 @@
 """The lab as a user drives it: real containers, real SSH, real ansible-playbook runs."""
 import json
 import os
-import re
 import subprocess
 
 import pytest
 
-from conftest import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, lab_cli, playbook
+from conftest import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, lab_cli, playbook, recap
 from lab import images
 from lab.shell import LabError
 
 
-def recap(output):
-    """{host: {ok: n, changed: n, failed: n, ...}} from a PLAY RECAP."""
-    found = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
-        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return found
-
-
-def test_site_converges_over_ssh_and_second_run_changes_nothing(lab_inventory):
-    first = playbook(lab_inventory, "site.yml")
-    assert first.returncode == 0, first.stdout[-3000:]
+def test_site_converges_over_ssh_and_second_run_changes_nothing(lab_inventory, converged):
+    first, _ = converged
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap(first.stdout).values())
     second = playbook(lab_inventory, "site.yml")
     assert second.returncode == 0, second.stdout[-3000:]

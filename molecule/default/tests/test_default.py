@@ -7,7 +7,7 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("pico_nodes")
 
-EXPECTED_MACHINE = {"molecule-pizero": "armv6l", "molecule-pizero2": "aarch64"}
+EXPECTED_MACHINE = {"molecule-pizero": "armv6l", "molecule-pizero-b": "armv6l", "molecule-pizero2": "aarch64"}
 
 
 def _name(host):
@@ -81,3 +81,25 @@ def test_no_swap_on_the_card(host):
     fstab = host.file("/etc/fstab").content_string
     assert "\n# disabled by pico.cloud.base (SD-card wear): /var/swap2      none            swap" in fstab
     assert not host.file("/var/swap").exists
+
+
+def test_every_node_reaches_every_other_over_the_mesh(host):
+    peers = host.check_output("wg show wg0 allowed-ips").splitlines()
+    assert len(peers) == len(testinfra_hosts) - 1
+    for line in peers:
+        address = line.split()[1].split("/")[0]
+        host.run_test(f"ping -c 3 -W 3 {address}")
+
+
+def test_private_key_stays_private_on_the_node(host):
+    key = host.file("/etc/wireguard/wg0.key")
+    assert key.mode == 0o600 and key.user == "root"
+    assert host.file("/etc/wireguard").mode == 0o700
+    assert "PrivateKey" not in host.file("/etc/wireguard/wg0.conf").content_string
+    # the interface runs with the node's own key, whose public half is what peers know
+    assert host.check_output("wg show wg0 public-key") == host.file("/etc/wireguard/wg0.key.pub").content_string.strip()
+
+
+def test_mesh_interface_comes_up_at_boot(host):
+    assert host.service("wg-quick@wg0").is_enabled
+    assert host.service("wg-quick@wg0").is_running

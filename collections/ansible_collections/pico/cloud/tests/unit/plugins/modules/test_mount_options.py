@@ -1,15 +1,11 @@
 """mount_options, run as Ansible runs it: a separate Python process given its arguments as JSON."""
-import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ansible_collections.pico.cloud.plugins.modules.mount_options import edit_fstab
 
-COLLECTIONS = Path(__file__).resolve().parents[7]
 FSTAB = """\
 # /etc/fstab: static file system information.
 proc            /proc           proc    defaults          0       0
@@ -19,15 +15,6 @@ PARTUUID=0b2a-02  /               ext4    defaults,noatime  0       1
 """
 
 
-def run_module(tmp_path, check=False, diff=False, **args):
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}))
-    env = {**os.environ, "PYTHONPATH": str(COLLECTIONS)}
-    proc = subprocess.run([sys.executable, "-m", "ansible_collections.pico.cloud.plugins.modules.mount_options", str(args_file)],
-                          capture_output=True, text=True, env=env, check=False)
-    return json.loads(proc.stdout)
-
-
 @pytest.fixture
 def fstab(tmp_path):
     path = tmp_path / "fstab"
@@ -35,8 +22,8 @@ def fstab(tmp_path):
     return path
 
 
-def test_adds_noatime_and_keeps_everything_else(tmp_path, fstab):
-    result = run_module(tmp_path, path=str(fstab), mountpoints=["/", "/boot/firmware", "/boot"], options=["noatime"])
+def test_adds_noatime_and_keeps_everything_else(run_module, fstab):
+    result = run_module("mount_options", path=str(fstab), mountpoints=["/", "/boot/firmware", "/boot"], options=["noatime"])
     assert result["changed"] is True
     assert result["changed_mountpoints"] == ["/boot/firmware"]
     assert result["missing"] == ["/boot"]
@@ -45,44 +32,44 @@ def test_adds_noatime_and_keeps_everything_else(tmp_path, fstab):
     assert [line for i, line in enumerate(lines) if i != 2] == [line for i, line in enumerate(FSTAB.splitlines()) if i != 2]
 
 
-def test_second_run_changes_nothing(tmp_path, fstab):
-    run_module(tmp_path, path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
+def test_second_run_changes_nothing(run_module, fstab):
+    run_module("mount_options", path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
     before = fstab.stat().st_mtime_ns
-    result = run_module(tmp_path, path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
+    result = run_module("mount_options", path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
     assert result["changed"] is False
     assert fstab.stat().st_mtime_ns == before
 
 
-def test_check_mode_reports_but_does_not_write(tmp_path, fstab):
-    result = run_module(tmp_path, check=True, diff=True, path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
+def test_check_mode_reports_but_does_not_write(run_module, fstab):
+    result = run_module("mount_options", check=True, diff=True, path=str(fstab), mountpoints=["/boot/firmware"], options=["noatime"])
     assert result["changed"] is True
     assert "defaults,noatime          0       2" in result["diff"]["after"]
     assert result["diff"]["before"] == FSTAB
     assert fstab.read_text() == FSTAB
 
 
-def test_escaped_mountpoint_and_absent_state(tmp_path, fstab):
-    result = run_module(tmp_path, path=str(fstab), mountpoints=["/mnt/usb disk", "/"], options=["nofail", "noatime"], state="absent")
+def test_escaped_mountpoint_and_absent_state(run_module, fstab):
+    result = run_module("mount_options", path=str(fstab), mountpoints=["/mnt/usb disk", "/"], options=["nofail", "noatime"], state="absent")
     assert sorted(result["changed_mountpoints"]) == ["/", "/mnt/usb disk"]
     text = fstab.read_text()
     assert "/dev/sda1 /mnt/usb\\040disk ext4 defaults 0 2" in text
     assert "PARTUUID=0b2a-02  /               ext4    defaults  0       1" in text
 
 
-def test_bad_option_fails_before_writing(tmp_path, fstab):
-    result = run_module(tmp_path, path=str(fstab), mountpoints=["/"], options=["noatime,sync"])
+def test_bad_option_fails_before_writing(run_module, fstab):
+    result = run_module("mount_options", path=str(fstab), mountpoints=["/"], options=["noatime,sync"])
     assert result["failed"] is True
     assert "single words without commas" in result["msg"]
     assert fstab.read_text() == FSTAB
 
 
-def test_missing_file_is_a_clear_error(tmp_path):
-    result = run_module(tmp_path, path=str(tmp_path / "nope"), mountpoints=["/"], options=["noatime"])
+def test_missing_file_is_a_clear_error(run_module, tmp_path):
+    result = run_module("mount_options", path=str(tmp_path / "nope"), mountpoints=["/"], options=["noatime"])
     assert result["failed"] is True
     assert "does not exist" in result["msg"]
 
 
-def test_read_only_file_system_fails_and_keeps_the_file(tmp_path):
+def test_read_only_file_system_fails_and_keeps_the_file(run_module, tmp_path):
     """A real read-only mount (a tmpfs remounted ro), as an SD card that the kernel set read-only."""
     mnt = tmp_path / "ro"
     mnt.mkdir()
@@ -91,7 +78,7 @@ def test_read_only_file_system_fails_and_keeps_the_file(tmp_path):
     try:
         (mnt / "fstab").write_text(FSTAB)
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        result = run_module(tmp_path, path=str(mnt / "fstab"), mountpoints=["/boot/firmware"], options=["noatime"])
+        result = run_module("mount_options", path=str(mnt / "fstab"), mountpoints=["/boot/firmware"], options=["noatime"])
         assert result["failed"] is True
         assert "read-only" in result["msg"]
         assert (mnt / "fstab").read_text() == FSTAB

@@ -1,0 +1,113 @@
+"""The WireGuard mesh on a real lab over SSH: keys stay on their nodes, peers change without
+dropping tunnels, and a bad mesh plan stops every node before any of them changes."""
+import hashlib
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import LAB_NAME, node_exec, playbook, recap
+
+NODES = ("native-1", "native-2", "pizero-1")
+
+
+def mesh_addresses():
+    return {node: node_exec(node, "cat", "/etc/wireguard/wg0.interface.json") and
+            json.loads(node_exec(node, "cat", "/etc/wireguard/wg0.interface.json"))["address"] for node in NODES}
+
+
+def test_no_private_key_in_task_output_or_logs(converged):
+    result, ansible_log = converged
+    for node in NODES:
+        private = node_exec(node, "cat", "/etc/wireguard/wg0.key").strip()
+        assert len(private) == 44
+        assert private not in result.stdout and private not in result.stderr, node
+        assert private not in ansible_log, node
+        for other in NODES:  # nor in any node's journal (sudo, systemd and wg-quick log there)
+            assert private not in node_exec(other, "journalctl", "--no-pager", "-o", "cat"), (node, other)
+
+
+def test_every_node_reaches_every_other_over_the_mesh(converged):
+    addresses = mesh_addresses()
+    for node in NODES:
+        for other, address in addresses.items():
+            if other != node:
+                node_exec(node, "ping", "-c", "2", "-W", "3", address)
+
+
+def _wireguard_go_pid(node):
+    return node_exec(node, "pgrep", "-f", "wireguard-go wg0").strip()
+
+
+def _peers(node):
+    return node_exec(node, "wg", "show", "wg0", "peers").split()
+
+
+def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converged, tmp_path):
+    without_pizero = yaml.safe_load(lab_inventory.read_text())
+    del without_pizero["all"]["children"]["pico_nodes"]["children"]["pizero"]
+    smaller = tmp_path / "hosts.yml"
+    smaller.write_text(yaml.safe_dump(without_pizero))
+    pids = {node: _wireguard_go_pid(node) for node in ("native-1", "native-2")}
+    target = mesh_addresses()["native-2"]
+
+    removed = playbook(smaller, "site.yml", env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(lab_inventory.parent / "facts")})
+    assert removed.returncode == 0, removed.stdout[-3000:]
+    assert len(_peers("native-1")) == 1 and len(_peers("native-2")) == 1
+
+    # Add the node back while native-1 pings native-2 over the mesh every 0.2 s
+    pinger = subprocess.Popen(["docker", "exec", f"{LAB_NAME}-lab-native-1", "ping", "-i", "0.2", "-w", "600", target],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        added = playbook(lab_inventory, "site.yml")
+    finally:
+        subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-native-1", "pkill", "-INT", "-x", "ping"], check=False)
+        out, _ = pinger.communicate(timeout=30)
+    assert added.returncode == 0, added.stdout[-3000:]
+    assert len(_peers("native-1")) == 2 and len(_peers("native-2")) == 2
+    assert {node: _wireguard_go_pid(node) for node in pids} == pids  # never restarted
+    assert " 0% packet loss" in out, out[-500:]
+    node_exec("native-1", "ping", "-c", "2", "-W", "3", mesh_addresses()["pizero-1"])
+
+
+def _conf_digest():
+    return hashlib.sha256(node_exec("native-1", "cat", "/etc/wireguard/wg0.conf").encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"pico_wireguard_address": "10.99.0.5"}, "native-1 and native-2 and pizero-1 share the mesh address 10.99.0.5"),
+        ({"pico_wireguard_network": "172.28.0.0/16"}, "native-1: LAN network 172.28.60.11/24 overlaps the mesh network 172.28.0.0/16"),
+        ({"pico_wireguard_endpoint": "172.28.60.99"}, "native-1 cannot reach the endpoint 172.28.60.99"),
+    ],
+)
+def test_bad_mesh_plan_stops_every_node_before_any_change(lab_inventory, converged, extra_vars, message):
+    before = _conf_digest()
+    result = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "-e", json.dumps(extra_vars))
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+    assert "Write the mesh configuration" not in result.stdout
+    assert _conf_digest() == before
+
+
+def test_invalid_key_file_stops_every_node(lab_inventory, converged):
+    before = _conf_digest()
+    node_exec("native-2", "cp", "-p", "/etc/wireguard/wg0.key", "/root/wg0.key.saved")
+    node_exec("native-2", "sh", "-c", "echo garbage > /etc/wireguard/wg0.key")
+    try:
+        result = playbook(lab_inventory, "site.yml", "--tags", "wireguard")
+    finally:
+        node_exec("native-2", "mv", "/root/wg0.key.saved", "/etc/wireguard/wg0.key")
+    assert result.returncode != 0
+    assert "native-2: /etc/wireguard/wg0.key does not hold a valid WireGuard private key" in result.stdout
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+    assert _conf_digest() == before
+
+
+def test_a_limited_run_is_refused(lab_inventory, converged):
+    result = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native")
+    assert result.returncode != 0
+    assert "pizero-1 of group pico_nodes are not in this play (--limit?)" in result.stdout
