@@ -59,3 +59,8 @@ def recap(output):
     for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
         found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
     return found
+
+
+def flat(text):
+    """Output with runs of whitespace made single spaces: the YAML callback folds long messages."""
+    return " ".join(text.split())

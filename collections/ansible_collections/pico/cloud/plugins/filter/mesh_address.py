@@ -38,7 +38,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.wireguard import mesh_address, mesh_problems
+from ansible_collections.pico.cloud.plugins.module_utils.wireguard import mesh_address
 
 
 def _mesh_address(name, network):
@@ -50,12 +50,6 @@ def _mesh_address(name, network):
         raise AnsibleFilterError("mesh_address: bad mesh network %r: %s" % (network, exc))
 
 
-def _mesh_problems(nodes, network):
-    if not isinstance(nodes, dict):
-        raise AnsibleFilterError("mesh_problems needs a dict of nodes, got %r" % (type(nodes).__name__,))
-    return mesh_problems(nodes, network)
-
-
 class FilterModule(object):
     def filters(self):
-        return {"mesh_address": _mesh_address, "mesh_problems": _mesh_problems}
+        return {"mesh_address": _mesh_address}

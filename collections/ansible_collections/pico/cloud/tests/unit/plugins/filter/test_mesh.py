@@ -5,11 +5,11 @@ import random
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pico.cloud.plugins.filter.mesh_address import FilterModule
+from ansible_collections.pico.cloud.plugins.filter import mesh_address as address_plugin
+from ansible_collections.pico.cloud.plugins.filter import mesh_problems as problems_plugin
 
-FILTERS = FilterModule().filters()
-mesh_address = FILTERS["mesh_address"]
-mesh_problems = FILTERS["mesh_problems"]
+mesh_address = address_plugin.FilterModule().filters()["mesh_address"]
+mesh_problems = problems_plugin.FilterModule().filters()["mesh_problems"]
 
 
 def test_address_depends_on_name_and_network_only():
