@@ -35,6 +35,14 @@ def test_every_node_reaches_every_other_over_the_mesh(converged):
                 node_exec(node, "ping", "-c", "2", "-W", "3", address)
 
 
+def test_mesh_comes_back_after_a_reboot(converged):
+    subprocess.run(["docker", "restart", "-t", "2", f"{LAB_NAME}-lab-native-2"], capture_output=True, check=True)
+    subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-native-2", "systemctl", "is-system-running", "--wait"],
+                   capture_output=True, check=False, timeout=120)  # "degraded" in a container is fine
+    assert node_exec("native-2", "systemctl", "is-active", "wg-quick@wg0").strip() == "active"
+    node_exec("native-2", "ping", "-c", "2", "-W", "3", mesh_addresses()["native-1"])
+
+
 def _wireguard_go_pid(node):
     return node_exec(node, "pgrep", "-f", "wireguard-go wg0").strip()
 

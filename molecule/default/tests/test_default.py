@@ -103,3 +103,14 @@ def test_private_key_stays_private_on_the_node(host):
 def test_mesh_interface_comes_up_at_boot(host):
     assert host.service("wg-quick@wg0").is_enabled
     assert host.service("wg-quick@wg0").is_running
+
+
+def test_private_key_never_reached_the_controller_log(host):
+    """Create, prepare, check, converge and idempotence all logged to ANSIBLE_LOG_PATH."""
+    log = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.log")
+    with open(log) as handle:
+        text = handle.read()
+    assert "wireguard_keypair" in text  # the log does cover the key tasks
+    private = host.check_output("cat /etc/wireguard/wg0.key")
+    assert len(private) == 44
+    assert private not in text
