@@ -151,6 +151,7 @@ class Lab:
         kinds = sorted({node.kind for node in spec.nodes})
         for kind in kinds:
             images.check_binfmt(images.get_kind(kind))
+        self._remove(spec.network, [])  # a network this lab left behind (dockerd killed mid-way)
         self._check_subnet_free(spec)
         self._check_ports_free(spec)
         images.ensure_images([images.get_kind(k) for k in kinds], self.log_dir)
