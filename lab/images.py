@@ -34,17 +34,16 @@ class NodeKind:
     qemu_cpu: str | None  # QEMU_CPU for qemu-user: the exact CPU of the board
     binfmt: str | None  # binfmt_misc handler the host needs to run this architecture
     board: str  # what the node stands for; becomes pico_board in the inventory
-    machine: str  # what `uname -m` reports on the node
 
 
 KINDS: dict[str, NodeKind] = {
     # Pi Zero / Zero W: ARM1176JZF-S (ARMv6). armel is Debian's ARMv6-safe port; qemu's arm1176
     # CPU makes any ARMv7-only instruction crash, as it would on the board.
-    "pizero": NodeKind("pizero", "armel", "linux/arm/v6", "arm1176", "qemu-arm", "pizero", "armv6l"),
+    "pizero": NodeKind("pizero", "armel", "linux/arm/v6", "arm1176", "qemu-arm", "pizero"),
     # Pi Zero 2 W: Cortex-A53, 64-bit.
-    "pizero2": NodeKind("pizero2", "arm64", "linux/arm64", "cortex-a53", "qemu-aarch64", "pizero2", "aarch64"),
+    "pizero2": NodeKind("pizero2", "arm64", "linux/arm64", "cortex-a53", "qemu-aarch64", "pizero2"),
     # The build machine's own architecture, for fast tests of things that emulation cannot run.
-    "native": NodeKind("native", "amd64", "linux/amd64", None, None, "native", "x86_64"),
+    "native": NodeKind("native", "amd64", "linux/amd64", None, None, "native"),
 }
 
 # What a node needs to boot, take SSH and run Ansible, plus what the roles install (the base

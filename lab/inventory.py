@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from .images import get_kind
+
 if TYPE_CHECKING:
     from .cluster import LabSpec
 
 
 def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str]) -> str:
     """YAML inventory: pico_nodes holds one child group per board (pizero, pizero2, native)."""
-    from .images import get_kind
-
     # Paths may hold spaces or quotes; a JSON string is a valid YAML scalar.
     common_args = json.dumps(" ".join(ssh_common_args))
     lines = [

@@ -29,9 +29,7 @@ def run(
     *,
     what: str,
     log: Path | None = None,
-    input_bytes: bytes | None = None,
     timeout: float | None = None,
-    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run cmd; on failure raise LabError naming `what`, the last error line and the log file."""
     try:
@@ -39,28 +37,28 @@ def run(
             with log.open("a") as out:
                 out.write(f"$ {' '.join(cmd)}\n")
                 out.flush()
-                code, stdout, stderr = _communicate(cmd, input_bytes, timeout, out)
+                code, stdout, stderr = _communicate(cmd, timeout, out)
         else:
-            code, stdout, stderr = _communicate(cmd, input_bytes, timeout, subprocess.PIPE)
+            code, stdout, stderr = _communicate(cmd, timeout, subprocess.PIPE)
     except FileNotFoundError as exc:
         raise LabError(f"{what}: {cmd[0]} is not installed; run `make bootstrap` as root") from exc
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"{what}: timed out after {timeout:.0f} s" + (f"; see {log}" if log else "")) from exc
     result = subprocess.CompletedProcess(list(cmd), code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
-    if check and result.returncode != 0:
+    if result.returncode != 0:
         raise LabError(f"{what} failed (exit {result.returncode}): {_last_line(result, log)}")
     return result
 
 
-def _communicate(cmd: Sequence[str], input_bytes: bytes | None, timeout: float | None, out) -> tuple[int, bytes, bytes]:
+def _communicate(cmd: Sequence[str], timeout: float | None, out) -> tuple[int, bytes, bytes]:
     # A session of its own, so stopping it reaches debootstrap's chroot children too.
     stderr = subprocess.STDOUT if out is not subprocess.PIPE else subprocess.PIPE
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=out, stderr=stderr, start_new_session=True)
     with _active_lock:
         _active.add(proc)
     try:
-        stdout, err = proc.communicate(input_bytes, timeout=timeout)
+        stdout, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _stop(proc)
         raise

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -105,8 +106,6 @@ def test_failed_image_build_leaves_no_image_and_no_rootfs(tmp_path, monkeypatch)
 
 
 def _var_tmp_builds():
-    from pathlib import Path
-
     return [p.name for p in Path("/var/tmp").glob("pico-lab-*")]
 
 
