@@ -6,7 +6,12 @@ set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="${PICO_VENV:-$REPO_ROOT/.venv}"
-DEB_PACKAGES=(docker.io qemu-user-static debootstrap python3-venv openssh-client iproute2 wireguard-tools)
+DEB_PACKAGES=(docker.io debootstrap python3-venv openssh-client iproute2 wireguard-tools)
+# qemu-user from bookworm-backports (10.x): bookworm's 7.2 deadlocks now and then when a
+# multi-threaded program forks (Podman's API service hung at start in 3 of 25 tries; 10.0: 0 of 25).
+QEMU_MIN_VERSION=10
+BACKPORTS_LIST=/etc/apt/sources.list.d/pico-bookworm-backports.list
+BINFMT_STAMP=/run/pico-binfmt-qemu.version  # /run is cleared at reboot, as registrations are
 
 die() { echo "bootstrap: error: $*" >&2; exit 1; }
 say() { echo "bootstrap: $*"; }
@@ -25,6 +30,37 @@ install_debian_packages() {
   DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/var/log/pico-bootstrap-apt.log 2>&1 \
     || die "apt-get install ${missing[*]} failed: see /var/log/pico-bootstrap-apt.log"
+}
+
+debian_mirror() {
+  local uri
+  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/debian.sources | awk '{print $2}' | grep -v security | head -1)
+  [ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -1)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+qemu_version() {
+  local qemu
+  for qemu in qemu-arm-static qemu-arm; do
+    command -v "$qemu" >/dev/null || continue
+    "$qemu" --version | sed -n 's/^qemu-arm version \([0-9.]*\).*/\1/p' | head -1
+    return 0
+  done
+}
+
+install_qemu() {
+  local version
+  version=$(qemu_version)
+  [ -n "$version" ] && [ "${version%%.*}" -ge "$QEMU_MIN_VERSION" ] && return 0
+  if ! apt-cache policy 2>/dev/null | grep -q bookworm-backports; then
+    say "adding bookworm-backports (for qemu-user $QEMU_MIN_VERSION.x)"
+    echo "deb $(debian_mirror) bookworm-backports main" >"$BACKPORTS_LIST"
+    apt-get update -qq || die "apt-get update failed: check the Debian mirror in /etc/apt/sources.list*"
+  fi
+  say "installing qemu-user-static from bookworm-backports"
+  DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports qemu-user-static >/var/log/pico-bootstrap-apt.log 2>&1 \
+    || die "apt-get install -t bookworm-backports qemu-user-static failed: see /var/log/pico-bootstrap-apt.log"
 }
 
 start_dockerd() {
@@ -47,12 +83,22 @@ register_binfmt() {
   local dir=/proc/sys/fs/binfmt_misc
   [ -e "$dir/register" ] || mount -t binfmt_misc binfmt_misc "$dir" \
     || die "cannot mount binfmt_misc: the kernel needs CONFIG_BINFMT_MISC for emulated ARM nodes"
+  # The kernel keeps the interpreter it was given open (flag F): after a qemu upgrade the old
+  # registration must go, or nodes keep running on the old qemu.
+  local version
+  version=$(qemu_version)
+  if [ "$(cat "$BINFMT_STAMP" 2>/dev/null)" != "$version" ]; then
+    for arch in arm aarch64; do
+      [ -e "$dir/qemu-$arch" ] && echo -1 >"$dir/qemu-$arch"
+    done
+  fi
   for arch in arm aarch64; do
     [ -e "$dir/qemu-$arch" ] && continue   # registering twice fails; it lasts until reboot
     [ -f "/usr/lib/binfmt.d/qemu-$arch.conf" ] || die "/usr/lib/binfmt.d/qemu-$arch.conf missing: apt-get install --reinstall qemu-user-static"
     cat "/usr/lib/binfmt.d/qemu-$arch.conf" >"$dir/register" || die "registering qemu-$arch with binfmt_misc failed"
-    say "registered qemu-$arch binfmt handler"
+    say "registered qemu-$arch binfmt handler (qemu $version)"
   done
+  echo "$version" >"$BINFMT_STAMP"
 }
 
 make_venv() {
@@ -68,6 +114,7 @@ make_venv() {
 }
 
 install_debian_packages
+install_qemu
 start_dockerd
 register_binfmt
 make_venv
