@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import cluster, images
+from . import cluster, images, workloads
 from .shell import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m lab", description="Emulated Pi Zero lab: node images and clusters.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    build = sub.add_parser("images", help="build the node images whose recipe changed (cached by recipe hash)")
+    build = sub.add_parser("images", help="build the node images and demo workload archives whose recipe changed (cached)")
     build.add_argument("--kind", action="append", choices=sorted(images.KINDS), help="only this kind (repeatable)")
     build.add_argument("--force", action="store_true", help="rebuild even when an image of the recipe exists")
 
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             kinds = [images.get_kind(k) for k in (args.kind or images.KINDS)]
             for ref in images.ensure_images(kinds, STATE_ROOT / "logs", force=args.force):
                 print(f"lab: image {ref} ready")
+            built = {w for ws in workloads.ensure_workloads(kinds).values() for w in ws}
+            for workload in sorted(built, key=lambda w: (w.arch, w.version)):
+                print(f"lab: workload {workload.name} ({workload.arch}) ready: {workload.archive}")
             return 0
         inventory = args.inventory or (DEFAULT_INVENTORY if args.name == "pico" else STATE_ROOT / args.name / "hosts.yml")
         lab = cluster.Lab(args.name, STATE_ROOT, inventory.resolve())

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import images
+from . import images, workloads
 from .inventory import render_inventory
 from .shell import LabError, require_tools, run
 
@@ -155,6 +155,7 @@ class Lab:
         self._check_subnet_free(spec)
         self._check_ports_free(spec)
         images.ensure_images([images.get_kind(k) for k in kinds], self.log_dir)
+        workloads.ensure_workloads([images.get_kind(k) for k in kinds])
         self._make_key()
         try:
             run(["docker", "network", "create", "--subnet", spec.subnet, "--label", f"{LABEL}={self.name}", spec.network],
@@ -252,8 +253,9 @@ class Lab:
         return ["-i", str(self.key.resolve()), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *self.ssh_common_args()]
 
     def _write_inventory(self, spec: LabSpec) -> None:
+        demo = workloads.ensure_workloads([images.get_kind(k) for k in sorted({n.kind for n in spec.nodes})])
         self.inventory_path.parent.mkdir(parents=True, exist_ok=True)
-        self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args()))
+        self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args(), demo))
 
     # -- status and down ----------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:

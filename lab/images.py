@@ -54,6 +54,17 @@ PACKAGES = (
     "wireguard-tools", "wireguard-go",
 )
 
+# Installed with apt in the root file system after debootstrap, whose first stage cannot take
+# podman. The container runtime (Podman, its netavark network stack, catatonit as container init)
+# and what the runtime agent needs from Debian, so the lab provisions them without a download.
+RUNTIME_PACKAGES = (
+    "podman", "netavark", "catatonit", "iptables",
+    "python3-docker", "python3-msgpack", "python3-netifaces", "python3-dnslib", "serf",
+)
+# Docker is the optional runtime: the native node carries it for side-by-side tests and the
+# memory benchmark; on ARM nodes the role installs it from the mirror when asked.
+KIND_RUNTIME_PACKAGES = {"native": ("docker.io",)}
+
 SETUP_SCRIPT = r"""#!/bin/sh
 set -eu
 # Each container makes its own SSH host key at first boot; nodes must not share one.
@@ -81,7 +92,11 @@ ln -sf /dev/null /etc/systemd/system/getty@tty1.service
 ln -sf /dev/null /etc/systemd/system/console-getty.service
 : >/etc/machine-id
 mkdir -p /root/.ssh && chmod 700 /root/.ssh
-rm -rf /var/cache/apt/archives/*.deb /var/log/*.log
+# Installed is not enabled: the container_runtime role chooses and starts one runtime.
+systemctl disable docker.service docker.socket containerd.service podman.socket podman.service \
+  podman-restart.service 2>/dev/null || true
+rm -f /usr/sbin/policy-rc.d
+rm -rf /var/cache/apt/archives/*.deb /var/log/*.log /var/log/apt/*
 """
 
 # Emulated nodes only.
@@ -111,8 +126,15 @@ def setup_script(kind: NodeKind) -> str:
     return SETUP_SCRIPT + (QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} if kind.qemu_cpu else "")
 
 
+def runtime_packages(kind: NodeKind) -> tuple[str, ...]:
+    return RUNTIME_PACKAGES + KIND_RUNTIME_PACKAGES.get(kind.name, ())
+
+
 def recipe(kind: NodeKind) -> dict[str, object]:
-    return {"kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES), "setup": setup_script(kind)}
+    return {
+        "kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES),
+        "runtime_packages": sorted(runtime_packages(kind)), "setup": setup_script(kind),
+    }
 
 
 def recipe_hash(kind: NodeKind) -> str:
@@ -208,6 +230,7 @@ def _build(kind: NodeKind, ref: str, log_dir: Path) -> None:
              f"--cache-dir={cache}", SUITE, str(rootfs), debian_mirror()],
             what=f"debootstrap of the {kind.name} root file system", log=log, timeout=BUILD_TIMEOUT_S,
         )
+        _apt_install(kind, rootfs, cache, log)
         setup = rootfs / "tmp/pico-lab-setup.sh"
         setup.write_text(setup_script(kind))
         run(["chroot", str(rootfs), "/bin/sh", "/tmp/pico-lab-setup.sh"], what=f"setting up the {kind.name} image", log=log)
@@ -216,6 +239,28 @@ def _build(kind: NodeKind, ref: str, log_dir: Path) -> None:
     finally:
         _remove_rootfs(rootfs)
     print(f"lab: built {ref}", flush=True)
+
+
+def _apt_install(kind: NodeKind, rootfs: Path, cache: Path, log: Path) -> None:
+    """Second stage: apt inside the new root file system, with its downloads kept in the cache."""
+    archives = cache / "apt"
+    archives.mkdir(exist_ok=True)
+    # No service may start inside a chroot; the setup script removes this again.
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    target = rootfs / "var/cache/apt/archives"
+    run(["mount", "--bind", str(archives), str(target)], what="mounting the package cache")
+    run(["mount", "-t", "proc", "proc", str(rootfs / "proc")], what="mounting /proc in the root file system")
+    try:
+        run(
+            ["env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C",
+             "chroot", str(rootfs), "apt-get", "install", "-y", "-q", "--no-install-recommends", *runtime_packages(kind)],
+            what=f"apt-get install in the {kind.name} root file system", log=log, timeout=BUILD_TIMEOUT_S,
+        )
+    finally:
+        for mountpoint in (rootfs / "proc", target):
+            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
 
 
 def _import(kind: NodeKind, ref: str, rootfs: Path, log: Path) -> None:

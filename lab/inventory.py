@@ -8,10 +8,15 @@ from .images import get_kind
 
 if TYPE_CHECKING:
     from .cluster import LabSpec
+    from .workloads import Workload
 
 
-def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str]) -> str:
-    """YAML inventory: pico_nodes holds one child group per board (pizero, pizero2, native)."""
+def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
+                     workloads: "dict[str, list[Workload]] | None" = None) -> str:
+    """YAML inventory: pico_nodes holds one child group per board (pizero, pizero2, native).
+
+    Each board group lists the demo workload archives of its architecture as the images its
+    nodes get (pico_container_runtime_images), so site.yml distributes them offline."""
     # Paths may hold spaces or quotes; a JSON string is a valid YAML scalar.
     common_args = json.dumps(" ".join(ssh_common_args))
     lines = [
@@ -24,10 +29,19 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str])
         f"        ansible_ssh_private_key_file: {json.dumps(key_path)}",
         f"        ansible_ssh_common_args: {common_args}",
         f"        pico_lab: {json.dumps(spec.name)}",
+        "        # Lab nodes are containers whose /proc/sys is read-only: dockerd cannot set up its",
+        "        # bridge there, so Docker runs without one and containers use the host network.",
+        "        pico_container_runtime_docker_options: {bridge: none, iptables: false}",
         "      children:",
     ]
     for kind in sorted({node.kind for node in spec.nodes}):
-        lines += [f"        {kind}:", "          vars:", f"            pico_board: {get_kind(kind).board}", "          hosts:"]
+        lines += [f"        {kind}:", "          vars:", f"            pico_board: {get_kind(kind).board}"]
+        if workloads and workloads.get(kind):
+            lines.append("            pico_container_runtime_images:")
+            for workload in workloads[kind]:
+                lines += [f"              - name: {workload.name}", f"                archive: {json.dumps(str(workload.archive))}",
+                          f"                digest: {workload.image_id}"]
+        lines.append("          hosts:")
         for node in (n for n in spec.nodes if n.kind == kind):
             lines += [f"            {node.name}:", f"              ansible_host: {node.address}"]
     return "\n".join(lines) + "\n"

@@ -30,3 +30,20 @@ def test_inventory_groups_nodes_by_board(tmp_path):
     listed = json.loads(out.stdout)
     assert sorted(listed["pico_nodes"]["children"]) == ["pizero", "pizero2"]
     assert listed["_meta"]["hostvars"]["pizero2-1"]["pico_board"] == "pizero2"
+
+
+def test_each_board_group_gets_its_architectures_demo_images():
+    from pathlib import Path
+
+    from lab.workloads import Workload
+
+    spec = cluster.plan("pico", "pizero=1,native=1", cluster.DEFAULT_SUBNET, 2220)
+    demo = {
+        "pizero": [Workload("pico/demo:1.0.0", "1.0.0", "armel", Path("/cache/pico-demo_1.0.0_armel.tar"), "sha256:" + "a" * 64)],
+        "native": [Workload("pico/demo:1.0.0", "1.0.0", "amd64", Path("/cache/pico-demo_1.0.0_amd64.tar"), "sha256:" + "b" * 64)],
+    }
+    nodes = yaml.safe_load(render_inventory(spec, "/k", [], demo))["all"]["children"]["pico_nodes"]
+    assert nodes["children"]["pizero"]["vars"]["pico_container_runtime_images"] == [
+        {"name": "pico/demo:1.0.0", "archive": "/cache/pico-demo_1.0.0_armel.tar", "digest": "sha256:" + "a" * 64}]
+    assert nodes["children"]["native"]["vars"]["pico_container_runtime_images"][0]["archive"].endswith("amd64.tar")
+    assert nodes["vars"]["pico_container_runtime_docker_options"] == {"bridge": "none", "iptables": False}
