@@ -56,4 +56,5 @@ integration:
 	pytest -q tests/integration
 
 molecule:
-	molecule test
+	molecule test -s default
+	molecule test -s containers

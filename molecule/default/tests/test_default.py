@@ -1,5 +1,7 @@
 """Verify converged lab nodes: the emulated CPU is the board's, and the base role's results hold."""
+import json
 import os
+from pathlib import Path
 
 import testinfra.utils.ansible_runner
 
@@ -114,3 +116,33 @@ def test_private_key_never_reached_the_controller_log(host):
     private = host.check_output("cat /etc/wireguard/wg0.key")
     assert len(private) == 44
     assert private not in text
+
+
+ARCHIVE_ARCH = {"molecule-pizero": "armel", "molecule-pizero-b": "armel", "molecule-pizero2": "arm64"}
+API = "import docker, json; c = docker.DockerClient(base_url='unix:///run/docker.sock'); print(json.dumps(%s))"
+
+
+def test_podman_is_installed_and_answers(host):
+    assert host.package("podman").is_installed
+    info = json.loads(host.check_output("podman info --format json"))
+    assert info["host"]["cgroupManager"] == "cgroupfs"  # the node is a container
+    assert info["store"]["graphDriverName"] == "vfs"  # its root is overlayfs: overlay cannot stack
+    assert info["host"]["arch"] == {"molecule-pizero2": "arm64"}.get(_name(host), "arm")
+
+
+def test_docker_api_socket_answers_on_the_board(host):
+    assert host.file("/run/docker.sock").linked_to == "/run/podman/podman.sock"
+    assert host.service("podman.socket").is_enabled and host.service("podman.socket").is_running
+    version = json.loads(host.check_output('python3 -c "%s"' % (API % "c.version()")))
+    assert version["Components"][0]["Name"] == "Podman Engine"
+    assert version["Arch"] == {"molecule-pizero2": "arm64"}.get(_name(host), "arm")
+
+
+def test_demo_images_loaded_offline_on_the_board(host):
+    stamp = Path("/var/cache/pico-lab/workloads/pico-demo_%s.recipe" % ARCHIVE_ARCH[_name(host)])
+    expected = json.loads(stamp.read_text())["ids"]
+    ids = json.loads(host.check_output(
+        'python3 -c "%s"' % (API % "{v: c.images.get('pico/demo:' + v).id for v in ('1.0.0', '2.0.0')}")))
+    assert ids == expected
+    # Staged copies are deleted after loading: nothing left on the card.
+    assert host.run("ls /var/tmp/.pico-image-* 2>/dev/null").stdout == ""

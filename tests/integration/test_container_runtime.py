@@ -1,0 +1,131 @@
+"""The container runtime role on real lab nodes over SSH: offline images, re-runs, and bad input.
+
+site.yml (the `converged` fixture) gives every node Podman, the Docker API at /run/docker.sock
+and the lab's demo images for its architecture. A demo container runs on native-1 throughout,
+so each refused run can show that what was running and stored is still there.
+"""
+import json
+
+import pytest
+
+from lab.workloads import archive_path
+
+from conftest import flat, node_exec, playbook, recap
+
+STATE = r"""
+import docker, json
+c = docker.DockerClient(base_url="unix:///run/docker.sock")
+print(json.dumps({
+    "images": sorted("%s=%s" % (t.replace("localhost/", ""), i.id) for i in c.images.list() for t in i.tags),
+    "running": sorted(x.name for x in c.containers.list()),
+}))
+"""
+
+
+def node_state(node):
+    return json.loads(node_exec(node, "python3", "-c", STATE))
+
+
+@pytest.fixture(scope="module")
+def demo_running(converged):
+    """The demo service, v1, running on native-1 through the node's Docker API."""
+    start = ("import docker; docker.DockerClient(base_url='unix:///run/docker.sock').containers.run("
+             "'pico/demo:1.0.0', name='it-demo', detach=True, network_mode='host', environment={'PORT': '18081'})")
+    node_exec("native-1", "python3", "-c", start)
+    yield
+    node_exec("native-1", "sh", "-c", "podman rm -f it-demo >/dev/null")
+
+
+def test_every_node_has_its_architectures_demo_images(converged):
+    for node, arch in (("native-1", "amd64"), ("native-2", "amd64"), ("pizero-1", "armel")):
+        stamp = json.loads((archive_path(arch, "1.0.0").parent / f"pico-demo_{arch}.recipe").read_text())
+        images = node_state(node)["images"]
+        assert f"pico/demo:1.0.0={stamp['ids']['1.0.0']}" in images, node
+        assert f"pico/demo:2.0.0={stamp['ids']['2.0.0']}" in images, node
+
+
+def test_the_demo_service_answers_through_the_runtime(demo_running):
+    answer = node_exec("native-1", "python3", "-c", (
+        "import json, time, urllib.request\n"
+        "for _ in range(100):\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen('http://127.0.0.1:18081/version').read().decode()); break\n"
+        "    except OSError: time.sleep(0.1)\n"))
+    assert json.loads(answer)["version"] == "1.0.0"
+
+
+def test_a_rerun_copies_nothing_and_changes_nothing(lab_inventory, demo_running):
+    result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "-v")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values()), result.stdout[-3000:]
+    assert "transferred_bytes: 0" in result.stdout
+    assert "transferred_bytes: 2" not in result.stdout  # no 2x MB archive went anywhere
+
+
+def _refused(lab_inventory, *args):
+    before = {node: node_state(node) for node in ("native-1", "pizero-1")}
+    result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", *args)
+    assert result.returncode != 0
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values()), result.stdout[-3000:]
+    after = {node: node_state(node) for node in ("native-1", "pizero-1")}
+    assert after == before  # same images, same running containers
+    assert "it-demo" in after["native-1"]["running"]
+    return flat(result.stdout)
+
+
+def test_unknown_runtime_is_refused_before_anything_changes(lab_inventory, demo_running):
+    output = _refused(lab_inventory, "-e", "pico_container_runtime=containerd")
+    assert "pico_container_runtime" in output and "podman, docker" in output and "containerd" in output
+
+
+@pytest.mark.parametrize(("make_entry", "message"), [
+    (lambda tmp: {"name": "pico/demo:3.0.0", "archive": str(tmp / "missing.tar")},
+     "missing.tar does not exist; nothing was changed"),
+    (lambda tmp: {"name": "pico/demo:3.0.0", "archive": str(_text_file(tmp))},
+     "is not an image archive (not a tar file); create one with `docker save"),
+    (lambda tmp: {"name": "pico/demo:1.0.0", "archive": str(archive_path("amd64", "1.0.0")),
+                  "digest": "sha256:" + "0" * 64},
+     "digest mismatch: the archive's image is sha256:"),
+    (lambda tmp: {"name": "pico/demo:3.0.0", "archive": str(archive_path("amd64", "1.0.0"))},
+     "the archive holds pico/demo:1.0.0, not pico/demo:3.0.0"),
+    (lambda tmp: {"archive": str(archive_path("amd64", "1.0.0"))},
+     "each entry needs a `name`"),
+], ids=["missing", "not-an-image", "digest-mismatch", "wrong-name", "no-name"])
+def test_bad_image_archive_is_refused_before_anything_changes(lab_inventory, demo_running, tmp_path, make_entry, message):
+    images = {"pico_container_runtime_images": [make_entry(tmp_path)]}
+    output = _refused(lab_inventory, "-e", json.dumps(images))
+    assert message in output
+
+
+def _text_file(directory):
+    path = directory / "notes.tar"
+    path.write_text("not an image\n")
+    return path
+
+
+def test_other_runtime_holding_the_socket_is_refused(lab_inventory, demo_running):
+    output = _refused(lab_inventory, "-e", "pico_container_runtime=docker")
+    assert "native-1 runs podman.socket" in output and "but pico_container_runtime is docker" in output
+    assert "systemctl disable --now podman.socket" in output
+
+
+def test_full_staging_disk_fails_clearly_and_keeps_everything(lab_inventory, demo_running):
+    """A card too full for the archive: the image is not loaded, and nothing else is lost."""
+    node_exec("native-1", "sh", "-c", "podman rmi pico/demo:2.0.0 >/dev/null && mkdir -p /var/tmp/small "
+                                      "&& mount -t tmpfs -o size=16m tmpfs /var/tmp/small")
+    try:
+        before = node_state("native-1")
+        result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1",
+                          "-e", "pico_container_runtime_staging_dir=/var/tmp/small")
+        assert result.returncode != 0
+        output = flat(result.stdout)
+        assert "not enough disk space to load the image (/var/tmp/small has 16 MiB free, needs 2" in output
+        assert "nothing was changed" in output
+        assert node_state("native-1") == before
+        assert node_exec("native-1", "ls", "-A", "/var/tmp/small") == ""
+    finally:
+        node_exec("native-1", "umount", "/var/tmp/small")
+    # With room again, the same run loads it.
+    result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert any(i.startswith("pico/demo:2.0.0=") for i in node_state("native-1")["images"])
