@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import time
 from itertools import permutations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import benchlib  # noqa: E402
 from lab import cluster  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench", "172.28.80.0/24", 2600
@@ -34,22 +33,14 @@ REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*time=([\d.]+) ms", re.M)
 
 
 def container(node: str) -> str:
-    return f"{NAME}-lab-{node}"
+    return benchlib.container(NAME, node)
 
 
 def node_exec(node: str, *cmd: str) -> str:
-    return subprocess.run(["docker", "exec", container(node), *cmd], capture_output=True, text=True, check=True).stdout
+    return benchlib.node_exec(NAME, node, *cmd)
 
 
-def playbook(inventory: Path, *args: str) -> float:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts")}
-    start = time.monotonic()
-    result = subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit(f"bench: ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
-    return time.monotonic() - start
+playbook = benchlib.playbook
 
 
 def percentile(values: list[float], pct: float) -> float:
