@@ -12,11 +12,12 @@ COLLECTIONS = Path(__file__).resolve().parents[5]
 
 @pytest.fixture
 def run_module(tmp_path):
-    def run(module, /, check=False, diff=False, **args):  # positional-only: modules may take `name`
+    def run(module, /, check=False, diff=False, _prefix=(), **args):  # positional-only: modules may take `name`
+        """_prefix: a command the module runs under (e.g. in a mount namespace)."""
         args_file = tmp_path / f"{module}-args.json"
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}))
         env = {**os.environ, "PYTHONPATH": str(COLLECTIONS)}
-        proc = subprocess.run([sys.executable, "-m", f"ansible_collections.pico.cloud.plugins.modules.{module}", str(args_file)],
+        proc = subprocess.run([*_prefix, sys.executable, "-m", f"ansible_collections.pico.cloud.plugins.modules.{module}", str(args_file)],
                               capture_output=True, text=True, env=env, check=False)
         result = json.loads(proc.stdout)
         result["_raw"] = proc.stdout + proc.stderr

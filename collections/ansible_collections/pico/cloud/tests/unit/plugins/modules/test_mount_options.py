@@ -1,5 +1,4 @@
 """mount_options, run as Ansible runs it: a separate Python process given its arguments as JSON."""
-import os
 import subprocess
 
 import pytest
