@@ -62,8 +62,9 @@ RUNTIME_PACKAGES = (
     "python3-docker", "python3-msgpack", "python3-netifaces", "python3-dnslib", "serf",
 )
 # Docker is the optional runtime: the native node carries it for side-by-side tests and the
-# memory benchmark; on ARM nodes the role installs it from the mirror when asked.
-KIND_RUNTIME_PACKAGES = {"native": ("docker.io",)}
+# memory benchmark; on ARM nodes the role installs it from the mirror when asked. Debian's
+# docker-registry lets a native node play a site's registry in tests.
+KIND_RUNTIME_PACKAGES = {"native": ("docker.io", "docker-registry")}
 
 SETUP_SCRIPT = r"""#!/bin/sh
 set -eu
@@ -92,9 +93,12 @@ ln -sf /dev/null /etc/systemd/system/getty@tty1.service
 ln -sf /dev/null /etc/systemd/system/console-getty.service
 : >/etc/machine-id
 mkdir -p /root/.ssh && chmod 700 /root/.ssh
-# Installed is not enabled: the container_runtime role chooses and starts one runtime.
-systemctl disable docker.service docker.socket containerd.service podman.socket podman.service \
-  podman-restart.service 2>/dev/null || true
+# Installed is not enabled: the roles choose and start what a node runs (one container runtime;
+# Serf once it is configured). One unit at a time: a unit a kind lacks must not stop the rest.
+for unit in docker.service docker.socket containerd.service podman.socket podman.service \
+            podman-restart.service docker-registry.service serf.service; do
+  systemctl disable "$unit" 2>/dev/null || true
+done
 rm -f /usr/sbin/policy-rc.d
 rm -rf /var/cache/apt/archives/*.deb /var/log/*.log /var/log/apt/*
 """
@@ -122,8 +126,22 @@ EOF
 """
 
 
+# Emulated boards get the config.txt a freshly flashed Raspberry Pi OS Lite (bookworm) card has,
+# where the firmware partition is mounted, so the power role manages a real one.
+RPI_CONFIG = Path(__file__).with_name("rpi-config.txt")
+FIRMWARE_SETUP_SCRIPT = """
+mkdir -p /boot/firmware
+cat >/boot/firmware/config.txt <<'PICO_EOF'
+%s
+PICO_EOF
+"""
+
+
 def setup_script(kind: NodeKind) -> str:
-    return SETUP_SCRIPT + (QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} if kind.qemu_cpu else "")
+    if not kind.qemu_cpu:
+        return SETUP_SCRIPT
+    firmware = FIRMWARE_SETUP_SCRIPT % RPI_CONFIG.read_text().rstrip("\n")
+    return SETUP_SCRIPT + QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} + firmware
 
 
 def runtime_packages(kind: NodeKind) -> tuple[str, ...]:

@@ -12,18 +12,13 @@ from lab.workloads import archive_path
 
 from conftest import flat, node_exec, playbook, recap
 
-STATE = r"""
-import docker, json
-c = docker.DockerClient(base_url="unix:///run/docker.sock")
-print(json.dumps({
-    "images": sorted("%s=%s" % (t.replace("localhost/", ""), i.id) for i in c.images.list() for t in i.tags),
-    "running": sorted(x.name for x in c.containers.list()),
-}))
-"""
-
-
 def node_state(node):
-    return json.loads(node_exec(node, "python3", "-c", STATE))
+    """Images (name=ID) and running containers, read with the podman CLI: no API service to start,
+    which on an emulated node of a busy machine can take longer than a client waits."""
+    images = node_exec(node, "podman", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}}={{.ID}}")
+    running = node_exec(node, "podman", "ps", "--format", "{{.Names}}")
+    return {"images": sorted(line.replace("localhost/", "", 1) for line in images.split()),
+            "running": sorted(running.split())}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +124,24 @@ def test_full_staging_disk_fails_clearly_and_keeps_everything(lab_inventory, dem
     result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
     assert result.returncode == 0, result.stdout[-3000:]
     assert any(i.startswith("pico/demo:2.0.0=") for i in node_state("native-1")["images"])
+
+
+def test_pull_from_a_site_registry_only_when_missing(lab_inventory, converged):
+    """A registry on the LAN (Debian's docker-registry on native-2): native-1 pulls the image once."""
+    registry = "172.28.60.12:5000"
+    image = f"{registry}/pico/demo:2.0.0"
+    expected = json.loads((archive_path("amd64", "2.0.0").parent / "pico-demo_amd64.recipe").read_text())["ids"]["2.0.0"]
+    node_exec("native-2", "systemctl", "start", "docker-registry")
+    try:
+        node_exec("native-2", "podman", "push", "--quiet", "--tls-verify=false", "pico/demo:2.0.0", image)
+        site = json.dumps({"pico_container_runtime_images": [{"name": image, "pull": True, "digest": expected}],
+                           "pico_container_runtime_insecure_registries": [registry]})
+        first = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site, "-v")
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert "action: pulled" in first.stdout
+        assert f"{image}={expected}" in node_state("native-1")["images"]
+        again = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site)
+        assert again.returncode == 0 and recap(again.stdout)["native-1"]["changed"] == 0, again.stdout[-3000:]
+    finally:
+        node_exec("native-2", "systemctl", "stop", "docker-registry")
+        playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
