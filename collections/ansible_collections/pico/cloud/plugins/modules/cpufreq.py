@@ -16,7 +16,7 @@ description:
   - Sets the scaling governor and the minimum and maximum scaling frequency of each cpufreq
     policy (C(/sys/devices/system/cpu/cpufreq/policyN)). On a Pi Zero there is one policy; a
     Pi Zero 2 W has one for its four cores.
-  - Everything asked is checked against what the hardware offers before anything is written: an
+  - Everything asked is checked against what the hardware offers before anything is written. An
     unknown governor fails with the list of available ones, a frequency outside the hardware
     range fails with that range.
   - On a machine without cpufreq (a container, a VM, the emulated lab) it returns
