@@ -146,3 +146,28 @@ def test_demo_images_loaded_offline_on_the_board(host):
     assert ids == expected
     # Staged copies are deleted after loading: nothing left on the card.
     assert host.run("ls /var/tmp/.pico-image-* 2>/dev/null").stdout == ""
+
+
+def test_power_role_wrote_the_balanced_boot_config(host):
+    config = host.file("/boot/firmware/config.txt").content_string
+    lines = config.splitlines()
+    # changed where they stood
+    assert "dtparam=audio=off" in lines and "dtparam=audio=on" not in lines
+    assert "dtoverlay=vc4-kms-v3d" not in lines  # HDMI off: no KMS display driver
+    # new lines at the end of the [all] section, the rest of Raspberry Pi OS's file kept
+    assert config.endswith("[all]\ngpu_mem=32\nhdmi_ignore_hotplug=1\ndtoverlay=disable-bt\n")
+    for kept in ("camera_auto_detect=1", "[cm4]", "otg_mode=1", "#dtparam=spi=on", "arm_boost=1"):
+        assert kept in lines
+    assert "act_led_trigger" not in config  # balanced keeps the LED for diagnosis
+
+
+def test_power_role_reports_cpufreq_unsupported_in_the_lab(host):
+    record = json.loads(host.file("/etc/ansible/facts.d/pico_power.fact").content_string)
+    assert record["profile"] == "balanced"
+    assert record["cpufreq_supported"] is False  # emulated nodes have no cpufreq sysfs
+    assert record["settings"]["governor"] == "ondemand"
+    assert record["boot_config"] == "/boot/firmware/config.txt"
+    # the governor is set at every boot where cpufreq exists; here its condition skips it
+    assert host.service("pico-cpufreq").is_enabled
+    assert "ConditionPathExists=/sys/devices/system/cpu/cpufreq/policy0" in host.file(
+        "/etc/systemd/system/pico-cpufreq.service").content_string
