@@ -127,13 +127,19 @@ def test_full_staging_disk_fails_clearly_and_keeps_everything(lab_inventory, dem
 
 
 def test_pull_from_a_site_registry_only_when_missing(lab_inventory, converged):
-    """A registry on the LAN (Debian's docker-registry on native-2): native-1 pulls the image once."""
+    """A registry on the LAN (Debian's docker-registry on native-2): native-1 pulls the image once.
+
+    Debian's own registry config asks for htpasswd auth with no password file; the test serves
+    the same config without the auth section, as a transient unit."""
     registry = "172.28.60.12:5000"
     image = f"{registry}/pico/demo:2.0.0"
     expected = json.loads((archive_path("amd64", "2.0.0").parent / "pico-demo_amd64.recipe").read_text())["ids"]["2.0.0"]
-    node_exec("native-2", "systemctl", "start", "docker-registry")
+    node_exec("native-2", "sh", "-c", "sed '/^auth:/,/^    path:/d' /etc/docker/registry/config.yml >/root/registry.yml"
+                                      " && systemd-run --unit pico-test-registry docker-registry serve /root/registry.yml")
     try:
         node_exec("native-2", "podman", "push", "--quiet", "--tls-verify=false", "pico/demo:2.0.0", image)
+        # native-1 must lack the image, or the module only tags the copy it has.
+        node_exec("native-1", "podman", "rmi", "pico/demo:2.0.0")
         site = json.dumps({"pico_container_runtime_images": [{"name": image, "pull": True, "digest": expected}],
                            "pico_container_runtime_insecure_registries": [registry]})
         first = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site, "-v")
@@ -143,5 +149,7 @@ def test_pull_from_a_site_registry_only_when_missing(lab_inventory, converged):
         again = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site)
         assert again.returncode == 0 and recap(again.stdout)["native-1"]["changed"] == 0, again.stdout[-3000:]
     finally:
-        node_exec("native-2", "systemctl", "stop", "docker-registry")
-        playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
+        node_exec("native-2", "systemctl", "stop", "pico-test-registry")
+        node_exec("native-1", "sh", "-c", f"podman rmi {image} >/dev/null 2>&1 || true")
+        restore = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
+        assert restore.returncode == 0, restore.stdout[-3000:]
