@@ -40,7 +40,7 @@ provision:
 	ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook site.yml
 
 unit:
-	pytest -q tests/unit collections/ansible_collections/pico/cloud/tests/unit
+	pytest -q tests/unit collections/ansible_collections/pico/cloud/tests/unit runtime/tests/unit
 
 lint:
 	ansible-lint --offline --profile production
@@ -53,7 +53,7 @@ syntax:
 	done
 
 integration:
-	pytest -q tests/integration
+	pytest -q tests/integration runtime/tests/integration
 
 molecule:
 	molecule test -s default

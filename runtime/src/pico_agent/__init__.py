@@ -1,0 +1,3 @@
+"""Pico-Cloud node agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""The service catalog: this node's healthy instances plus every alive peer's, learned over Serf.
+
+Peers announce a catalog version in their Serf tags (tags are capped at 512 bytes, so the list
+itself is fetched from the peer's HTTP API when the version changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .config import NAME_RE
+from .serf import Member
+
+MAX_REMOTE_INSTANCES = 1024
+
+
+@dataclass(frozen=True, order=True)
+class Instance:
+    service: str
+    node: str
+    address: str
+    port: int | None
+    id: str
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return data
+
+
+def catalog_version(instances: list[Instance]) -> str:
+    blob = json.dumps([i.to_json() for i in sorted(instances)], separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def parse_remote(data: Any, node: str, address: str) -> tuple[str, list[Instance]]:
+    """Validate a peer's /v1/catalog/local answer; its address is the one Serf knows, not its claim."""
+    if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
+        raise ValueError("expected {version, instances: [...]}")
+    if len(data["instances"]) > MAX_REMOTE_INSTANCES:
+        raise ValueError(f"more than {MAX_REMOTE_INSTANCES} instances")
+    instances = []
+    for raw in data["instances"]:
+        if not isinstance(raw, dict):
+            raise ValueError("instance is not an object")
+        service, port, ident = raw.get("service"), raw.get("port"), raw.get("id")
+        if not isinstance(service, str) or not NAME_RE.match(service):
+            raise ValueError(f"bad service name {service!r}")
+        if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
+            raise ValueError(f"bad port {port!r}")
+        if not isinstance(ident, str) or len(ident) > 128:
+            raise ValueError(f"bad instance id {ident!r}")
+        tags = raw.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags[:16]):
+            raise ValueError("bad tags")
+        instances.append(Instance(service, node, address, port, ident, tuple(tags[:16])))
+    version = data.get("version")
+    if not isinstance(version, str) or len(version) > 64:
+        raise ValueError("bad version")
+    return version, instances
+
+
+class Catalog:
+    def __init__(self, node: str):
+        self.node = node
+        self.local: list[Instance] = []
+        self.local_version = catalog_version([])
+        self.remote: dict[str, tuple[str, list[Instance]]] = {}
+        self.members: dict[str, Member] = {}
+
+    def set_local(self, instances: list[Instance]) -> bool:
+        version = catalog_version(instances)
+        if version == self.local_version:
+            return False
+        self.local, self.local_version = sorted(instances), version
+        return True
+
+    def set_remote(self, node: str, version: str, instances: list[Instance]) -> None:
+        self.remote[node] = (version, instances)
+
+    def remote_version(self, node: str) -> str | None:
+        entry = self.remote.get(node)
+        return entry[0] if entry else None
+
+    def update_member(self, member: Member) -> None:
+        self.members[member.name] = member
+        if member.status != "alive":
+            # A failed or departed node's instances leave discovery at once.
+            self.remote.pop(member.name, None)
+
+    def forget_member(self, name: str) -> None:
+        self.members.pop(name, None)
+        self.remote.pop(name, None)
+
+    def instances(self, service: str | None = None) -> list[Instance]:
+        """Every healthy instance in the cluster this node knows of."""
+        found = list(self.local)
+        for node, (_, instances) in self.remote.items():
+            member = self.members.get(node)
+            if member is not None and member.status == "alive":
+                found.extend(instances)
+        if service is not None:
+            found = [i for i in found if i.service == service]
+        return sorted(found)
+
+    def services(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for instance in self.instances():
+            counts[instance.service] = counts.get(instance.service, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def node_address(self, node: str) -> str | None:
+        member = self.members.get(node)
+        return member.address if member and member.status == "alive" else None

@@ -1,0 +1,27 @@
+"""Structured log lines (one JSON object per line on stderr, which journald keeps).
+
+Callers log state changes, not ticks, and never pass secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_threshold = LEVELS["info"]
+
+
+def set_level(name: str) -> None:
+    global _threshold
+    _threshold = LEVELS[name]
+
+
+def log(level: str, event: str, **fields: Any) -> None:
+    if LEVELS[level] < _threshold:
+        return
+    record = {"ts": round(time.time(), 3), "level": level, "event": event, **fields}
+    sys.stderr.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    sys.stderr.flush()

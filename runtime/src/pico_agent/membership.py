@@ -1,0 +1,173 @@
+"""Gossip glue: keep a Serf RPC connection, publish this node's catalog version as a tag, and
+fetch a peer's instances from its HTTP API when its version changes.
+
+Serf tags are limited to 512 bytes per node, so they carry only `api` (the HTTP port) and `cv`
+(a 12-character catalog version); the instance list can be as long as a node needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from . import httpclient
+from .catalog import Catalog, parse_remote
+from .config import AgentConfig
+from .log import log
+from .metrics import Metrics
+from .serf import Member, SerfClient, SerfError, read_rpc_auth
+
+TAG_API, TAG_VERSION = "api", "cv"
+
+
+class Membership:
+    def __init__(self, config: AgentConfig, catalog: Catalog, metrics: Metrics):
+        self.config = config
+        self.catalog = catalog
+        self.metrics = metrics
+        self.client: SerfClient | None = None
+        self.problem: str | None = "not connected yet"
+        self.published: str | None = None
+        self.publish_needed = asyncio.Event()
+        self._fetching: dict[str, asyncio.Task] = {}
+        self.self_address: str | None = None
+        self.on_self_address: Callable[[], None] = lambda: None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed.is_set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.5
+        host, port = self.config.serf.rpc_host_port
+        while not stop.is_set():
+            try:
+                client = SerfClient(host, port, read_rpc_auth(self.config.serf.rpc_auth_file))
+                await client.connect()
+            except SerfError as err:
+                self._lost(str(err))
+            else:
+                self.client, self.published = client, None
+                if self.problem:
+                    log("info", "serf_connected", rpc=self.config.serf.rpc_address)
+                self.problem, delay = None, 0.5
+                try:
+                    await self._session(client, stop)
+                except* (SerfError, OSError) as group:
+                    self._lost(str(group.exceptions[0]))
+                finally:
+                    self.client = None
+                    await client.close()
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, 10.0)
+
+    def _lost(self, problem: str) -> None:
+        if self.problem != problem:
+            log("warning", "serf_unavailable", error=problem)
+        self.problem = problem
+
+    async def _session(self, client: SerfClient, stop: asyncio.Event) -> None:
+        await self.sync(client)
+        self.publish_needed.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._events(client))
+            group.create_task(self._publisher(client, stop))
+            group.create_task(self._anti_entropy(client, stop))
+
+    async def _events(self, client: SerfClient) -> None:
+        async for event in client.stream():
+            for raw in event.get("Members", []):
+                member = Member.from_rpc(raw)
+                if event.get("Event") == "member-reap":
+                    self.catalog.forget_member(member.name)
+                    log("info", "member_reaped", node=member.name)
+                    continue
+                self._observe(member)
+        raise SerfError("Serf event stream ended")
+
+    def _observe(self, member: Member) -> None:
+        before = self.catalog.members.get(member.name)
+        self.catalog.update_member(member)
+        if before is None or before.status != member.status:
+            log("info", "member_status", node=member.name, status=member.status, address=member.address)
+        if member.name == self.config.node_name:
+            if self.self_address != member.address:
+                self.self_address = member.address
+                self.on_self_address()
+            return
+        version = member.tags.get(TAG_VERSION)
+        if member.status == "alive" and version and version != self.catalog.remote_version(member.name):
+            self._fetch_soon(member)
+
+    def _fetch_soon(self, member: Member) -> None:
+        task = self._fetching.get(member.name)
+        if task is None or task.done():
+            self._fetching[member.name] = asyncio.create_task(self._fetch(member))
+
+    async def _fetch(self, member: Member) -> None:
+        try:
+            port = int(member.tags.get(TAG_API, ""))
+        except ValueError:
+            return
+        try:
+            response = await httpclient.request("GET", "/v1/catalog/local", host=member.address, port=port, timeout=5)
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}")
+            version, instances = parse_remote(response.json(), member.name, member.address)
+        except (httpclient.HTTPError, ValueError) as err:
+            self.metrics.peer_fetch_failures += 1
+            log("warning", "peer_fetch_failed", node=member.name, error=str(err)[:200])
+            return
+        current = self.catalog.members.get(member.name)
+        if current is not None and current.status == "alive":
+            self.catalog.set_remote(member.name, version, instances)
+            log("debug", "peer_catalog", node=member.name, version=version, instances=len(instances))
+            # The tag may have moved on while we fetched.
+            if current.tags.get(TAG_VERSION) not in (None, version):
+                self._fetching.pop(member.name, None)
+                self._fetch_soon(current)
+
+    async def _publisher(self, client: SerfClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.publish_needed.wait()
+            self.publish_needed.clear()
+            version = self.catalog.local_version
+            if version != self.published:
+                await client.set_tags({TAG_API: str(self.config.http_port), TAG_VERSION: version})
+                self.published = version
+                log("debug", "catalog_published", version=version, instances=len(self.catalog.local))
+
+    async def _anti_entropy(self, client: SerfClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.config.serf.sync_interval)
+            except asyncio.TimeoutError:
+                await self.sync(client)
+
+    async def sync(self, client: SerfClient) -> None:
+        members = await client.members()
+        names = {m.name for m in members}
+        for name in list(self.catalog.members):
+            if name not in names:
+                self.catalog.forget_member(name)
+        for member in members:
+            self._observe(member)
+
+    def local_catalog_changed(self) -> None:
+        self.publish_needed.set()
+
+    async def leave(self, timeout: float = 10.0) -> None:
+        """Tell the cluster this node is leaving, so peers drop its instances at once."""
+        if not self.connected:
+            return
+        assert self.client is not None
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self.client.leave(), timeout)
+            log("info", "serf_left", seconds=round(time.monotonic() - started, 2))
+        except (SerfError, asyncio.TimeoutError) as err:
+            log("warning", "serf_leave_failed", error=str(err) or "timed out")

@@ -1,0 +1,249 @@
+"""Desired state: one JSON file per service in the services directory, written by Ansible.
+
+A service with an image is run as containers through the Docker API; one without an image is
+something the node already runs (sshd, a host daemon) that the agent only health-checks and
+publishes. A file that does not validate is reported and its service is left exactly as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import NAME_RE
+
+MAX_SPEC_BYTES = 64 * 1024
+MAX_REPLICAS = 16
+_MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SpecError(ValueError):
+    """A service file that cannot be applied."""
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    type: str = "none"  # http, tcp, command or none
+    path: str = "/"
+    command: tuple[str, ...] = ()
+    interval: float = 10.0
+    timeout: float = 2.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    port: int | None = None
+    network: str = "host"
+    container_port: int | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    replicas: int = 1
+    tags: tuple[str, ...] = ()
+    health: HealthSpec = field(default_factory=HealthSpec)
+
+    @property
+    def external(self) -> bool:
+        return self.image is None
+
+    def replica_port(self, index: int) -> int | None:
+        # Replicas on one node cannot share a host port: replica i listens on port + i.
+        return None if self.port is None else self.port + index
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever a field that shapes the container changes."""
+        blob = json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def parse_memory(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _MEMORY_RE.match(str(value).strip()) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise SpecError(f"memory = {value!r}: use bytes or a size such as 64m")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size < 6 * 1024**2:
+        raise SpecError(f"memory = {value!r}: container runtimes refuse limits under 6 MiB")
+    return size
+
+
+def _port(key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise SpecError(f"{key} = {value!r}: a port is 1-65535")
+    return value
+
+
+def _seconds(key: str, value: Any, minimum: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum or value > 3600:
+        raise SpecError(f"health.{key} = {value!r}: seconds, {minimum}-3600")
+    return float(value)
+
+
+def _strings(key: str, value: Any, limit: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or len(value) > limit:
+        raise SpecError(f"{key} = {value!r}: a list of at most {limit} strings")
+    return tuple(value)
+
+
+def _health(data: Any) -> HealthSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"health = {data!r}: an object with type http, tcp, command or none")
+    known = {"type", "path", "command", "interval", "timeout", "retries", "start_period"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"unknown key health.{unknown[0]} (known: {', '.join(sorted(known))})")
+    kind = data.get("type", "none")
+    if kind not in ("http", "tcp", "command", "none"):
+        raise SpecError(f"health.type = {kind!r}: one of http, tcp, command, none")
+    path = data.get("path", "/")
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024 or any(c in path for c in " \r\n"):
+        raise SpecError(f"health.path = {path!r}: an absolute URL path without spaces")
+    command = _strings("health.command", data.get("command", []), 64)
+    if kind == "command" and not command:
+        raise SpecError("health.type = 'command' needs health.command, for example [\"pg_isready\"]")
+    retries = data.get("retries", 3)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 100:
+        raise SpecError(f"health.retries = {retries!r}: 1-100")
+    interval = _seconds("interval", data.get("interval", 10), 0.5)
+    timeout = _seconds("timeout", data.get("timeout", 2), 0.1)
+    if timeout > interval:
+        raise SpecError(f"health.timeout = {timeout}: must not exceed health.interval ({interval})")
+    return HealthSpec(kind, path, command, interval, timeout, retries,
+                      _seconds("start_period", data.get("start_period", 0), 0))
+
+
+_KNOWN = {"name", "image", "command", "env", "port", "network", "container_port", "memory", "cpus",
+          "replicas", "tags", "health"}
+
+
+def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
+    if not isinstance(data, dict):
+        raise SpecError("a service file holds one JSON object")
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise SpecError(f"unknown key {unknown[0]} (known: {', '.join(sorted(_KNOWN))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"name = {name!r}: lower-case letters, digits and '-', at most 63 (a DNS label)")
+    if expected_name is not None and name != expected_name:
+        raise SpecError(f"name = {name!r} but the file is named {expected_name}.json: they must match")
+    image = data.get("image")
+    if image is not None and (not isinstance(image, str) or not image or len(image) > 255 or " " in image):
+        raise SpecError(f"image = {image!r}: an image reference such as pico/demo:1.0.0")
+    env = data.get("env", {})
+    if not isinstance(env, dict) or len(env) > 128:
+        raise SpecError(f"env = {env!r}: an object of at most 128 NAME: value pairs")
+    for key, value in env.items():
+        if not _ENV_NAME_RE.match(key) or not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise SpecError(f"env.{key}: names are letters, digits and _; values are strings or numbers")
+    if "PORT" in env and data.get("port") is not None:
+        raise SpecError("env.PORT is set by the agent from port (replica i gets port + i): remove it from env")
+    network = data.get("network", "host")
+    if network not in ("host", "bridge"):
+        raise SpecError(f"network = {network!r}: host or bridge")
+    port = _port("port", data["port"]) if data.get("port") is not None else None
+    container_port = _port("container_port", data["container_port"]) if data.get("container_port") is not None else None
+    if container_port is not None and network == "host":
+        raise SpecError("container_port applies to network bridge only; with network host the service listens on port")
+    replicas = data.get("replicas", 1)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
+        raise SpecError(f"replicas = {replicas!r}: 0-{MAX_REPLICAS} on one node")
+    if port is not None and port + max(replicas - 1, 0) > 65535:
+        raise SpecError(f"port = {port} with {replicas} replicas runs past 65535 (replica i listens on port + i)")
+    cpus = data.get("cpus")
+    if cpus is not None and (not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not 0 < cpus <= 64):
+        raise SpecError(f"cpus = {cpus!r}: a number of cores such as 0.5")
+    health = _health(data.get("health", {}))
+    if image is None:
+        if data.get("command") or env or data.get("memory") or cpus or container_port:
+            raise SpecError("a service without image is run by the node itself: command, env, memory, cpus "
+                            "and container_port apply to containers only")
+        if replicas > 1:
+            raise SpecError("a service without image has one instance per node (replicas 0 or 1)")
+        if health.type == "command":
+            raise SpecError("health.type command runs inside the container: use http or tcp for a service without image")
+    if health.type in ("http", "tcp") and port is None:
+        raise SpecError(f"health.type = {health.type!r} needs port")
+    return ServiceSpec(
+        name=name,
+        image=image,
+        command=_strings("command", data.get("command", []), 256),
+        env=tuple(sorted((k, str(v)) for k, v in env.items())),
+        port=port,
+        network=network,
+        container_port=container_port,
+        memory=parse_memory(data["memory"]) if data.get("memory") is not None else None,
+        cpus=float(cpus) if cpus is not None else None,
+        replicas=replicas,
+        tags=_strings("tags", data.get("tags", []), 16),
+        health=health,
+    )
+
+
+def load_spec_file(path: Path) -> ServiceSpec:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {len(raw)} bytes, larger than {MAX_SPEC_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path}: not valid JSON: {err}") from None
+    try:
+        return parse_spec(data, expected_name=path.stem)
+    except SpecError as err:
+        raise SpecError(f"{path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    services: dict[str, ServiceSpec]
+    # Service name -> problem. These services are neither started, changed nor removed.
+    errors: dict[str, str]
+    # A cheap fingerprint of the directory: names, sizes and mtimes.
+    stamp: tuple[tuple[str, int, int], ...]
+
+
+def directory_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        entries = sorted(p for p in directory.iterdir() if p.suffix == ".json")
+    except FileNotFoundError:
+        return ()
+    stamp = []
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            continue
+        stamp.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+def load_desired(directory: Path) -> DesiredState:
+    stamp = directory_stamp(directory)
+    services: dict[str, ServiceSpec] = {}
+    errors: dict[str, str] = {}
+    for name, _, _ in stamp:
+        path = directory / name
+        try:
+            spec = load_spec_file(path)
+        except SpecError as err:
+            errors[path.stem] = str(err)
+            continue
+        services[spec.name] = spec
+    return DesiredState(services, errors, stamp)

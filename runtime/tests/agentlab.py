@@ -1,0 +1,229 @@
+"""Start real `serf agent` and `pico-agent` processes on loopback, each node on its own ports.
+
+Shared by the integration tests and bench/agent.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dnslib import QTYPE, DNSRecord
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free for both TCP and UDP right now (DNS uses UDP on the HTTP API's neighbour)."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        if port not in found:
+            found.append(port)
+    return found
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+@dataclass
+class Node:
+    name: str
+    root: Path
+    serf_port: int
+    rpc_port: int
+    http_port: int
+    dns_port: int
+    docker_socket: str
+    interval: float
+    serf: subprocess.Popen | None = None
+    agent: subprocess.Popen | None = None
+    extra_config: dict = field(default_factory=dict)
+
+    @property
+    def services_dir(self) -> Path:
+        return self.root / "services"
+
+    @property
+    def token(self) -> str:
+        return (self.root / "state" / "api-token").read_text().strip()
+
+    def write_config(self) -> None:
+        self.services_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f'node_name = "{self.name}"', 'bind_addresses = ["127.0.0.1"]',
+            f"http_port = {self.http_port}", f"dns_port = {self.dns_port}",
+            f'services_dir = "{self.services_dir}"', f'state_dir = "{self.root / "state"}"',
+            f'token_file = "{self.root / "state" / "api-token"}"', 'log_level = "debug"',
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in self.extra_config.items()]
+        lines += ["[serf]", f'rpc_address = "127.0.0.1:{self.rpc_port}"',
+                  f'rpc_auth_file = "{self.root / "serf-rpc.json"}"', "sync_interval = 5",
+                  "[supervisor]", f'docker_socket = "{self.docker_socket}"', f"interval = {self.interval}",
+                  "backoff_initial = 0.5", "backoff_max = 4", "backoff_reset = 30", "stop_timeout = 2"]
+        (self.root / "agent.toml").write_text("\n".join(lines) + "\n")
+
+    def start_serf(self, keyring: Path, join: list[int]) -> None:
+        command = ["serf", "agent", f"-node={self.name}", f"-bind=127.0.0.1:{self.serf_port}",
+                   f"-rpc-addr=127.0.0.1:{self.rpc_port}", f"-config-file={self.root / 'serf-rpc.json'}",
+                   f"-keyring-file={keyring}", "-log-level=warn"]
+        command += [f"-retry-join=127.0.0.1:{port}" for port in join] + ["-retry-interval=1s"] if join else []
+        self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
+
+    def start_agent(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(SRC))
+        self.agent = subprocess.Popen([sys.executable, "-m", "pico_agent", "--config", str(self.root / "agent.toml")],
+                                      env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """A node dying: no goodbye to anyone."""
+        for proc in (self.agent, self.serf):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def stop_agent(self, timeout: float = 20) -> int:
+        assert self.agent is not None
+        self.agent.send_signal(signal.SIGTERM)
+        return self.agent.wait(timeout)
+
+    def get(self, path: str, token: str | None = None, method: str = "GET", body: bytes | None = None):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", method=method, data=body)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                raw = response.read()
+                status = response.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None, None
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+    def dns(self, name: str, qtype: str = "A") -> DNSRecord | None:
+        query = DNSRecord.question(name, qtype)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.sendto(query.pack(), ("127.0.0.1", self.dns_port))
+            try:
+                data, _ = sock.recvfrom(65535)
+            except (TimeoutError, ConnectionRefusedError):
+                return None
+        return DNSRecord.parse(data)
+
+    def resolve(self, name: str) -> list[str]:
+        reply = self.dns(name)
+        return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A) if reply else []
+
+    def add_service(self, spec: dict) -> None:
+        path = self.services_dir / f"{spec['name']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(spec))
+        tmp.rename(path)
+
+    def remove_service(self, name: str) -> None:
+        (self.services_dir / f"{name}.json").unlink()
+
+    def instances(self, service: str) -> list[dict]:
+        status, body = self.get(f"/v1/services/{service}")
+        return body["instances"] if status == 200 else []
+
+    def members(self) -> dict[str, str]:
+        status, body = self.get("/v1/members")
+        return {m["name"]: m["status"] for m in body["members"]} if status == 200 else {}
+
+
+class AgentLab:
+    def __init__(self, root: Path, count: int, docker_socket: str = "/run/docker.sock", interval: float = 2.0,
+                 prefix: str = "n"):
+        self.root = root
+        self.keyring = root / "keyring.json"
+        self.keyring.write_text(json.dumps([base64.b64encode(secrets.token_bytes(32)).decode()]))
+        ports = free_ports(4 * count)
+        self.nodes = []
+        for index in range(count):
+            node_root = root / f"{prefix}{index + 1}"
+            node_root.mkdir(parents=True)
+            (node_root / "serf-rpc.json").write_text(json.dumps({"rpc_auth": secrets.token_urlsafe(16)}))
+            self.nodes.append(Node(f"{prefix}{index + 1}", node_root, *ports[4 * index: 4 * index + 4],
+                                   docker_socket=docker_socket, interval=interval))
+
+    def start(self, nodes: list[Node] | None = None) -> None:
+        first = self.nodes[0].serf_port
+        for node in nodes or self.nodes:
+            node.write_config()
+            node.start_serf(self.keyring, [] if node.serf_port == first else [first])
+            node.start_agent()
+
+    def stop(self) -> None:
+        # Agents first (they make Serf leave), then whatever Serf is still up.
+        for kind in ("agent", "serf"):
+            procs = [getattr(node, kind) for node in self.nodes]
+            for proc in procs:
+                if proc and proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                if proc:
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+
+    def all_see(self, count: int, status: str = "alive") -> bool:
+        for node in self.nodes:
+            if node.agent is None or node.agent.poll() is not None:
+                continue
+            seen = node.members()
+            if sum(1 for s in seen.values() if s == status) != count:
+                return False
+        return True
+
+
+class PortListener:
+    """A TCP service the node already runs (the kind a service file without an image publishes)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sock: socket.socket | None = None
+
+    def open(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
+
+    def close(self) -> None:
+        if self.sock:
+            self.sock.close()
+            self.sock = None

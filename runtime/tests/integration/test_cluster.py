@@ -1,0 +1,203 @@
+"""Five real Serf agents and five pico-agents on loopback: membership, discovery, failure, security."""
+
+import json
+import socket
+import subprocess
+
+import pytest
+from agentlab import AgentLab, PortListener, free_ports, wait_for
+from dnslib import RCODE
+
+NODES = 5
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    lab = AgentLab(tmp_path_factory.mktemp("cluster"), NODES)
+    lab.start()
+    try:
+        wait_for(lambda: lab.all_see(NODES), 30, what=f"every agent seeing {NODES} alive members")
+        yield lab
+    finally:
+        lab.stop()
+
+
+def tcp_service(name, port, **extra):
+    return {"name": name, "port": port, "health": {"type": "tcp", "interval": 0.5, "timeout": 0.4, "retries": 1},
+            **extra}
+
+
+def test_every_agent_sees_every_member_alive(cluster):
+    for node in cluster.nodes:
+        assert node.members() == {n.name: "alive" for n in cluster.nodes}
+
+
+def test_a_healthy_service_is_found_from_every_node_by_dns_and_http(cluster):
+    port = free_ports(1)[0]
+    listener = PortListener(port)
+    listener.open()
+    owner = cluster.nodes[1]
+    owner.add_service(tcp_service("web", port, tags=["v1"]))
+    try:
+        for node in cluster.nodes:
+            wait_for(lambda: node.resolve("web.service.pico") == ["127.0.0.1"], 15, what=f"{node.name} resolving web")
+            instances = node.instances("web")
+            assert [(i["node"], i["port"], i["tags"]) for i in instances] == [(owner.name, port, ["v1"])]
+        srv = cluster.nodes[3].dns("_web._tcp.service.pico", "SRV")
+        assert [(rr.rdata.port, str(rr.rdata.target)) for rr in srv.rr] == [(port, f"{owner.name}.node.pico.")]
+        assert [str(rr.rdata) for rr in srv.ar] == ["127.0.0.1"]
+        status, services = cluster.nodes[4].get("/v1/services")
+        assert status == 200 and services["services"]["web"] == 1
+
+        # Only healthy instances: when the port closes, the service leaves discovery everywhere.
+        listener.close()
+        for node in cluster.nodes:
+            wait_for(lambda: node.dns("web.service.pico").header.rcode == RCODE.NXDOMAIN, 15,
+                     what=f"{node.name} dropping unhealthy web")
+            assert node.instances("web") == []
+    finally:
+        listener.close()
+        owner.remove_service("web")
+
+
+def test_twenty_services_on_one_node_fit_serf_tags(cluster):
+    owner = cluster.nodes[2]
+    ports = free_ports(20)
+    listeners = [PortListener(p) for p in ports]
+    names = [f"service-with-a-rather-long-name-number-{i:02d}" for i in range(20)]
+    try:
+        for listener, name in zip(listeners, names):
+            listener.open()
+            owner.add_service(tcp_service(name, listener.port))
+        for node in cluster.nodes:
+            wait_for(lambda: all(node.resolve(f"{n}.service.pico") for n in names), 20,
+                     what=f"{node.name} resolving all 20 services")
+        tags = {m["name"]: m["tags"] for m in cluster.nodes[0].get("/v1/members")[1]["members"]}[owner.name]
+        assert len(json.dumps(tags)) < 512 // 4, tags  # the list itself travels over HTTP, not in tags
+    finally:
+        for listener, name in zip(listeners, names):
+            listener.close()
+            owner.remove_service(name)
+
+
+def test_a_killed_node_leaves_discovery_and_comes_back(cluster):
+    victim = cluster.nodes[4]
+    port = free_ports(1)[0]
+    listener = PortListener(port)
+    listener.open()
+    victim.add_service(tcp_service("cache", port))
+    try:
+        watcher = cluster.nodes[0]
+        wait_for(lambda: watcher.resolve("cache.service.pico"), 15, what="cache resolvable")
+        victim.kill()
+        wait_for(lambda: watcher.members().get(victim.name) == "failed", 30, what="Serf declaring the node failed")
+        for node in cluster.nodes[:4]:
+            assert node.instances("cache") == []
+            assert node.dns("cache.service.pico").header.rcode == RCODE.NXDOMAIN
+            assert node.dns(f"{victim.name}.node.pico").header.rcode == RCODE.NXDOMAIN
+
+        cluster.start([victim])
+        for node in cluster.nodes:
+            wait_for(lambda: node.resolve("cache.service.pico") == ["127.0.0.1"], 30,
+                     what=f"{node.name} seeing the returned node's service")
+        assert watcher.members()[victim.name] == "alive"
+    finally:
+        listener.close()
+        victim.remove_service("cache")
+
+
+def test_sigterm_leaves_the_cluster_and_exits_zero(cluster):
+    node = cluster.nodes[3]
+    port = free_ports(1)[0]
+    listener = PortListener(port)
+    listener.open()
+    node.add_service(tcp_service("queue", port))
+    try:
+        wait_for(lambda: cluster.nodes[0].resolve("queue.service.pico"), 15, what="queue resolvable")
+        assert node.stop_agent() == 0
+        # A graceful leave, not a failure: peers see "left" and drop the instances at once.
+        wait_for(lambda: cluster.nodes[0].members().get(node.name) == "left", 15, what="node left")
+        assert cluster.nodes[0].instances("queue") == []
+        assert node.get("/v1/health") == (None, None)  # no longer serving
+        assert '"event":"serf_left"' in (node.root / "agent.log").read_text()
+    finally:
+        listener.close()
+        node.remove_service("queue")
+        node.kill()
+        cluster.start([node])
+        wait_for(lambda: cluster.all_see(NODES), 30, what="node back")
+
+
+def test_gossip_from_a_node_without_the_key_is_refused(cluster, tmp_path):
+    keyring = tmp_path / "other.json"
+    keyring.write_text(json.dumps(["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]))
+    bind, rpc = free_ports(2)
+    result = subprocess.run(
+        ["serf", "agent", "-node=intruder", f"-bind=127.0.0.1:{bind}", f"-rpc-addr=127.0.0.1:{rpc}",
+         f"-keyring-file={keyring}", f"-join=127.0.0.1:{cluster.nodes[0].serf_port}"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "intruder" not in cluster.nodes[0].members()
+
+
+def test_state_changes_need_the_token(cluster):
+    node = cluster.nodes[0]
+    assert node.get("/v1/reconcile", method="POST", body=b"")[0] == 401
+    assert node.get("/v1/reconcile", token="wrong", method="POST", body=b"")[0] == 403
+    assert node.get("/v1/reconcile", token=node.token, method="POST", body=b"") == (202, {"reconcile": "started"})
+    assert node.get("/v1/services/nothing-here/restart", token=node.token, method="POST", body=b"")[0] == 404
+    assert node.get("/v1/services", method="POST", body=b"{}")[0] == 405
+    assert (node.root / "state" / "api-token").stat().st_mode & 0o777 == 0o600
+
+
+def raw_http(port, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("payload, status", [
+    (b"GARBAGE\r\n\r\n", b"400"),
+    (b"GET /v1/services/Bad_Name HTTP/1.1\r\n\r\n", b"400"),
+    (b"GET /v1/services/" + b"a" * 300 + b" HTTP/1.1\r\n\r\n", b"400"),
+    (b"GET /nope HTTP/1.1\r\n\r\n", b"404"),
+    (b"POST /v1/reconcile HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", b"413"),
+    (b"POST /v1/reconcile HTTP/1.1\r\nContent-Length: x\r\n\r\n", b"400"),
+    (b"GET /v1/services HTTP/1.1\r\nX: " + b"y" * 20000 + b"\r\n\r\n", b"431"),
+    (b"GET /v1/services HTTP/1.1\r\n\xff\xfe\r\n\r\n", b"400"),
+])
+def test_bad_requests_get_4xx_and_the_agent_keeps_serving(cluster, payload, status):
+    node = cluster.nodes[0]
+    assert raw_http(node.http_port, payload).split(b" ")[1] == status
+    assert node.get("/v1/health")[0] in (200, 503)
+
+
+def test_dns_answers_only_its_domain_and_survives_garbage(cluster):
+    node = cluster.nodes[0]
+    assert node.dns("example.com").header.rcode == RCODE.REFUSED
+    assert node.dns("nothing.service.pico").header.rcode == RCODE.NXDOMAIN
+    assert node.resolve(f"{cluster.nodes[1].name}.node.pico") == ["127.0.0.1"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"\x00\x01garbage", ("127.0.0.1", node.dns_port))
+    reply = node.dns("nothing.service.pico")
+    assert reply is not None and reply.header.rcode == RCODE.NXDOMAIN
+
+
+def test_api_and_dns_listen_on_the_configured_addresses_only(cluster):
+    node = cluster.nodes[0]
+    listening = subprocess.run(["ss", "-Hlntu"], capture_output=True, text=True, check=True).stdout
+    mine = [line.split()[4] for line in listening.splitlines()
+            if line.split()[4].endswith((f":{node.http_port}", f":{node.dns_port}"))]
+    assert sorted(mine) == sorted([f"127.0.0.1:{node.http_port}", f"127.0.0.1:{node.dns_port}"])
+
+
+def test_metrics_count_members_and_services(cluster):
+    status, text = cluster.nodes[0].get("/metrics")
+    assert status == 200
+    assert f'pico_members{{status="alive"}} {NODES}' in text
+    assert "pico_serf_connected 1" in text
+    assert "pico_reconcile_duration_seconds_count" in text

@@ -1,0 +1,175 @@
+"""The supervisor against this machine's dockerd and the demo image: self-healing, desired state,
+and a node coming back with neither network nor controller."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from agentlab import AgentLab, free_ports, wait_for
+
+ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
+IMAGE = "pico/demo:1.0.0"
+SOCKET = "/var/run/docker.sock"
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def demo_image():
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("dockerd is not running: run scripts/bootstrap.sh (make bootstrap)")
+    if not ARCHIVE.exists():
+        pytest.fail(f"{ARCHIVE} missing: build it with `make images`")
+    docker("load", "-q", "-i", str(ARCHIVE))
+    return IMAGE
+
+
+@pytest.fixture
+def node(tmp_path, demo_image):
+    lab = AgentLab(tmp_path, 1, docker_socket=SOCKET, interval=2, prefix="sup")
+    lab.start()
+    node = lab.nodes[0]
+    wait_for(lambda: node.get("/v1/health")[0], 20, what="agent answering")
+    yield node
+    lab.stop()
+    for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+        docker("rm", "-f", cid)
+
+
+def containers(node):
+    """name -> (id, state) of the node's managed containers."""
+    out = docker("ps", "-a", "--filter", f"label=pico.node={node.name}", "--format", "{{.Names}} {{.ID}} {{.State}}")
+    return {name: (cid, state) for name, cid, state in (line.split() for line in out.splitlines())}
+
+
+def demo(port, **extra):
+    spec = {"name": "demo", "image": IMAGE, "port": port,
+            "health": {"type": "http", "path": "/healthz", "interval": 0.5, "timeout": 0.5, "retries": 2}}
+    spec.update(extra)
+    return spec
+
+
+def healthy_local(node, service="demo"):
+    status, body = node.get("/v1/catalog/local")
+    return sorted(i["id"] for i in body["instances"] if i["service"] == service) if status == 200 else []
+
+
+def restarts(node):
+    _, text = node.get("/metrics")
+    for line in text.splitlines():
+        if line.startswith('pico_restarts_total{service="demo"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_starts_replicas_and_publishes_them_when_healthy(node):
+    port = free_ports(1)[0]
+    node.add_service(demo(port, replicas=2, memory="64m"))
+    wait_for(lambda: healthy_local(node) == [f"{node.name}/demo-0", f"{node.name}/demo-1"], 30, what="2 healthy")
+    assert sorted(containers(node)) == ["pico-demo-0", "pico-demo-1"]
+    inspect = json.loads(docker("inspect", "pico-demo-1"))[0]
+    assert f"PORT={port + 1}" in inspect["Config"]["Env"]
+    assert inspect["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "no"  # the agent decides, with back-off
+    assert sorted(i["port"] for i in node.instances("demo")) == [port, port + 1]
+
+
+def test_a_killed_container_is_restarted(node):
+    node.add_service(demo(free_ports(1)[0]))
+    wait_for(lambda: healthy_local(node), 30, what="healthy")
+    docker("kill", "pico-demo-0")
+    wait_for(lambda: containers(node).get("pico-demo-0", ("", ""))[1] == "running" and healthy_local(node), 20,
+             what="restarted and healthy")
+    assert restarts(node) == 1
+
+
+def test_a_container_that_exits_is_restarted_with_growing_back_off(node):
+    # A command that exits at once: the container dies every time it starts.
+    port = free_ports(1)[0]
+    spec = demo(port, command=["python3", "-c", "import sys; sys.exit(3)"])
+    node.add_service(spec)
+    wait_for(lambda: restarts(node) >= 3, 30, what="three restarts")
+    log = (node.root / "agent.log").read_text().splitlines()
+    delays = [json.loads(line)["next_restart_after_s"] for line in log if '"container_started"' in line]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0][: len(delays[:4])] and len(delays) >= 3
+    assert healthy_local(node) == []
+
+
+def test_a_container_failing_its_health_check_is_restarted(node):
+    node.add_service(demo(free_ports(1)[0], env={"DEMO_FAIL_HEALTH": "1"}))
+    wait_for(lambda: restarts(node) >= 2, 40, what="restarts after failed checks")
+    assert healthy_local(node) == []
+    events = [json.loads(line) for line in (node.root / "agent.log").read_text().splitlines()]
+    assert any(e["event"] == "health_changed" and e["status"] == "unhealthy" and e["detail"] == "HTTP 500"
+               for e in events)
+    assert any(e["event"] == "container_started" and e["reason"] == "unhealthy" for e in events)
+
+
+def test_a_changed_spec_replaces_the_container_and_a_removed_one_removes_it(node):
+    port = free_ports(1)[0]
+    node.add_service(demo(port))
+    wait_for(lambda: healthy_local(node), 30, what="healthy")
+    first = containers(node)["pico-demo-0"][0]
+    node.add_service(demo(port, env={"GREETING": "hello"}))
+    wait_for(lambda: containers(node).get("pico-demo-0", (first,))[0] != first and healthy_local(node), 30,
+             what="replaced and healthy")
+    assert "GREETING=hello" in json.loads(docker("inspect", "pico-demo-0"))[0]["Config"]["Env"]
+    node.remove_service("demo")
+    wait_for(lambda: containers(node) == {}, 20, what="container removed")
+
+
+def test_strays_are_removed_and_other_containers_left_alone(node):
+    stray = docker("create", "--name", f"stray-{node.name}", "-l", "pico.service=ghost", "-l", "pico.replica=0",
+                   "-l", f"pico.node={node.name}", IMAGE)
+    other = docker("create", "--name", f"unmanaged-{node.name}", IMAGE)
+    try:
+        node.get("/v1/reconcile", token=node.token, method="POST", body=b"")
+        wait_for(lambda: docker("ps", "-aq", "--no-trunc", "--filter", f"id={stray}") == "", 20, what="stray removed")
+        assert docker("ps", "-aq", "--no-trunc", "--filter", f"id={other}") == other
+    finally:
+        docker("rm", "-f", other)
+
+
+def test_an_invalid_file_leaves_the_running_service_untouched(node):
+    port = free_ports(1)[0]
+    node.add_service(demo(port))
+    wait_for(lambda: healthy_local(node), 30, what="healthy")
+    before = containers(node)["pico-demo-0"]
+    (node.services_dir / "demo.json").write_text('{"name": "demo", "image": "pico/demo:1.0.0", "replicas": 99}')
+    wait_for(lambda: node.get("/v1/health")[0] == 503, 15, what="health degraded")
+    status, health = node.get("/v1/health")
+    assert any("replicas = 99" in p for p in health["problems"]), health
+    time.sleep(3)
+    assert containers(node)["pico-demo-0"] == before
+    assert healthy_local(node) == [f"{node.name}/demo-0"]
+
+
+def test_a_missing_image_is_reported_not_pulled(node):
+    node.add_service(demo(free_ports(1)[0], image="pico/not-loaded:9.9"))
+    wait_for(lambda: "not on this node" in json.dumps(node.get("/v1/health")[1]), 20, what="image problem reported")
+    assert containers(node) == {}
+
+
+def test_services_come_back_after_a_reboot_with_no_network_and_no_controller(tmp_path, demo_image):
+    lab = AgentLab(tmp_path, 1, docker_socket=SOCKET, interval=2, prefix="boot")
+    node = lab.nodes[0]
+    lab.start()
+    try:
+        node.add_service(demo(free_ports(1)[0]))
+        wait_for(lambda: healthy_local(node), 30, what="healthy")
+        # Power cut: agent and Serf die, every container stops.
+        node.kill()
+        docker("kill", "pico-demo-0")
+        # Boot without a network: Serf is not running (nothing to join), no controller; only the agent.
+        node.start_agent()
+        wait_for(lambda: healthy_local(node), 30, what="service back after reboot")
+        assert node.resolve("demo.service.pico") == ["127.0.0.1"]  # its own DNS still answers
+        assert node.get("/v1/health")[1]["serf_connected"] is False
+    finally:
+        lab.stop()
+        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+            docker("rm", "-f", cid)

@@ -1,0 +1,97 @@
+"""Catalog and DNS answers, with a catalog filled the way the membership code fills it."""
+
+import pytest
+from dnslib import RCODE, DNSRecord, EDNS0
+from pico_agent.catalog import Catalog, Instance, catalog_version, parse_remote
+from pico_agent.dns import Resolver
+from pico_agent.serf import Member, _address
+
+
+def member(name, address, status="alive"):
+    return Member(name, address, 7946, status, {})
+
+
+@pytest.fixture
+def catalog():
+    catalog = Catalog("a")
+    catalog.set_local([Instance("web", "a", "10.99.0.1", 8080, "a/web-0")])
+    for name, address in (("b", "10.99.0.2"), ("c", "10.99.0.3")):
+        catalog.update_member(member(name, address))
+        catalog.set_remote(name, "v1", [Instance("web", name, address, 8080, f"{name}/web-0")])
+    return catalog
+
+
+def ask(resolver, name, qtype="A", edns=None):
+    query = DNSRecord.question(name, qtype)
+    if edns:
+        query.add_ar(EDNS0(udp_len=edns))
+    return DNSRecord.parse(resolver.answer(query.pack()))
+
+
+def test_a_failed_member_takes_its_instances_with_it(catalog):
+    assert len(catalog.instances("web")) == 3
+    catalog.update_member(member("b", "10.99.0.2", "failed"))
+    assert sorted(i.node for i in catalog.instances("web")) == ["a", "c"]
+    assert catalog.services() == {"web": 2}
+
+
+def test_the_version_changes_only_with_the_instances():
+    one = [Instance("web", "a", "10.99.0.1", 8080, "a/web-0")]
+    assert catalog_version(one) == catalog_version(list(one))
+    assert catalog_version(one) != catalog_version([])
+
+
+@pytest.mark.parametrize("payload", [
+    [], {"version": "v"}, {"version": "v", "instances": [{"service": "Bad", "id": "x"}]},
+    {"version": "v", "instances": [{"service": "web", "id": "x", "port": 0}]},
+    {"version": 1, "instances": []}, {"version": "v", "instances": ["x"]},
+])
+def test_a_peer_answer_that_does_not_validate_is_refused(payload):
+    with pytest.raises(ValueError):
+        parse_remote(payload, "b", "10.99.0.2")
+
+
+def test_a_peer_cannot_claim_another_address():
+    _, instances = parse_remote({"version": "v", "instances": [
+        {"service": "web", "id": "b/web-0", "port": 80, "address": "1.2.3.4"}]}, "b", "10.99.0.2")
+    assert instances[0].address == "10.99.0.2"
+
+
+def test_a_and_srv_answers(catalog):
+    resolver = Resolver(catalog, "pico")
+    reply = ask(resolver, "web.service.pico")
+    assert reply.header.aa and reply.header.rcode == RCODE.NOERROR
+    assert sorted(str(rr.rdata) for rr in reply.rr) == ["10.99.0.1", "10.99.0.2", "10.99.0.3"]
+    srv = ask(resolver, "_web._tcp.service.pico", "SRV")
+    assert sorted(str(rr.rdata.target) for rr in srv.rr) == ["a.node.pico.", "b.node.pico.", "c.node.pico."]
+    assert {rr.rdata.port for rr in srv.rr} == {8080}
+    assert ask(resolver, "b.node.pico").rr[0].rdata.__str__() == "10.99.0.2"
+    assert ask(resolver, "WEB.Service.Pico").rr  # names are case-insensitive
+
+
+def test_unknown_names_and_other_domains(catalog):
+    resolver = Resolver(catalog, "pico")
+    assert ask(resolver, "db.service.pico").header.rcode == RCODE.NXDOMAIN
+    assert ask(resolver, "zz.node.pico").header.rcode == RCODE.NXDOMAIN
+    assert ask(resolver, "www.example.com").header.rcode == RCODE.REFUSED
+    assert resolver.answer(b"\x00garbage") is None
+
+
+def test_a_large_answer_is_cut_to_fit_and_marked_truncated():
+    catalog = Catalog("a")
+    catalog.set_local([Instance("web", "a", "10.99.0.1", 10000 + i, f"a/web-{i}") for i in range(16)])
+    for i in range(40):
+        catalog.update_member(member(f"node-with-a-long-name-{i:02d}", f"10.99.1.{i}"))
+        catalog.set_remote(f"node-with-a-long-name-{i:02d}", "v", [
+            Instance("web", f"node-with-a-long-name-{i:02d}", f"10.99.1.{i}", 80, "x")])
+    resolver = Resolver(catalog, "pico")
+    query = DNSRecord.question("web.service.pico", "SRV")
+    raw = resolver.answer(query.pack())
+    assert len(raw) <= 512 and DNSRecord.parse(raw).header.tc == 1
+    big = ask(resolver, "web.service.pico", "SRV", edns=4096)
+    assert len(big.rr) == 56 and not big.header.tc
+
+
+def test_serf_addresses_decode():
+    assert _address(bytes([0] * 10 + [255, 255, 10, 99, 0, 1])) == "10.99.0.1"
+    assert _address(bytes([127, 0, 0, 1])) == "127.0.0.1"
