@@ -6,9 +6,12 @@ people who want to `ssh -p` in by hand.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
+import os
+import secrets
 import socket
 import subprocess
 import time
@@ -107,6 +110,8 @@ class Lab:
         self.state_dir = state_root / name
         self.inventory_path = inventory_path
         self.key = self.state_dir / "id_ed25519"
+        # Serf's gossip key for the lab's agents: a secret, so a file the inventory looks up, 0600.
+        self.gossip_key = self.state_dir / "gossip.key"
         self.known_hosts = self.state_dir / "known_hosts"
         self.state_file = self.state_dir / "lab.json"
         self.log_dir = state_root / "logs"
@@ -252,10 +257,18 @@ class Lab:
     def ssh_options(self) -> list[str]:
         return ["-i", str(self.key.resolve()), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *self.ssh_common_args()]
 
+    def _make_gossip_key(self) -> None:
+        if not self.gossip_key.exists():
+            fd = os.open(self.gossip_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+
     def _write_inventory(self, spec: LabSpec) -> None:
+        self._make_gossip_key()
         demo = workloads.ensure_workloads([images.get_kind(k) for k in sorted({n.kind for n in spec.nodes})])
         self.inventory_path.parent.mkdir(parents=True, exist_ok=True)
-        self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args(), demo))
+        self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args(), demo,
+                                                        gossip_key_path=str(self.gossip_key.resolve())))
 
     # -- status and down ----------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
-                     workloads: "dict[str, list[Workload]] | None" = None) -> str:
+                     workloads: "dict[str, list[Workload]] | None" = None, gossip_key_path: str | None = None) -> str:
     """YAML inventory: pico_nodes holds one child group per board (pizero, pizero2, native).
 
     Each board group lists the demo workload archives of its architecture as the images its
@@ -32,8 +32,11 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
         "        # Lab nodes are containers whose /proc/sys is read-only: dockerd cannot set up its",
         "        # bridge there, so Docker runs without one and containers use the host network.",
         "        pico_container_runtime_docker_options: {bridge: none, iptables: false}",
-        "      children:",
     ]
+    if gossip_key_path:
+        # The key itself stays in the lab's state directory; the inventory only names the file.
+        lines.append("        pico_agent_gossip_key: " + json.dumps("{{ lookup('ansible.builtin.file', %s) }}" % json.dumps(gossip_key_path)))
+    lines.append("      children:")
     for kind in sorted({node.kind for node in spec.nodes}):
         lines += [f"        {kind}:", "          vars:", f"            pico_board: {get_kind(kind).board}"]
         if workloads and workloads.get(kind):

@@ -96,9 +96,11 @@ class Node:
         command += [f"-retry-join=127.0.0.1:{port}" for port in join] + ["-retry-interval=1s"] if join else []
         self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
 
-    def start_agent(self) -> None:
+    def start_agent(self, bundle: Path | None = None) -> None:
+        """From the sources, or from the zipapp the agent role installs on nodes."""
         env = dict(os.environ, PYTHONPATH=str(SRC))
-        self.agent = subprocess.Popen([sys.executable, "-m", "pico_agent", "--config", str(self.root / "agent.toml")],
+        command = [str(bundle)] if bundle else ["-m", "pico_agent"]
+        self.agent = subprocess.Popen([sys.executable, *command, "--config", str(self.root / "agent.toml")],
                                       env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
@@ -178,12 +180,12 @@ class AgentLab:
             self.nodes.append(Node(f"{prefix}{index + 1}", node_root, *ports[4 * index: 4 * index + 4],
                                    docker_socket=docker_socket, interval=interval))
 
-    def start(self, nodes: list[Node] | None = None) -> None:
+    def start(self, nodes: list[Node] | None = None, bundle: Path | None = None) -> None:
         first = self.nodes[0].serf_port
         for node in nodes or self.nodes:
             node.write_config()
             node.start_serf(self.keyring, [] if node.serf_port == first else [first])
-            node.start_agent()
+            node.start_agent(bundle)
 
     def stop(self) -> None:
         # Agents first (they make Serf leave), then whatever Serf is still up.

@@ -88,3 +88,27 @@ def test_runtime_settings_for_a_small_board(host):
         assert daemon["log-driver"] == "journald"
         assert daemon["live-restore"] is True
         assert daemon["exec-opts"] == ["native.cgroupdriver=cgroupfs"]
+
+
+def test_the_agent_runs_the_service_and_every_node_reaches_it_by_name(host):
+    """The agent on molecule-podman runs `web` through Podman's Docker API; on both nodes DNS gives
+    its mesh address, and the demo answers there over WireGuard."""
+    script = """
+import json, time, urllib.request
+from dnslib import DNSRecord
+deadline = time.time() + 120
+while True:
+    try:
+        reply = DNSRecord.parse(DNSRecord.question('web.service.pico').send('127.0.0.1', 8600, timeout=5))
+        address = str(reply.rr[0].rdata)
+        print(address, json.load(urllib.request.urlopen(f'http://{address}:8090/version', timeout=5))['version'])
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise
+        time.sleep(2)
+"""
+    address, version = host.check_output(f"python3 -c '{script}'").split()
+    assert address.startswith("10.99.") and version == "1.0.0"
+    if host.backend.get_hostname() == "molecule-podman":
+        assert "pico-web-0" in host.check_output("podman ps --format '{{.Names}}'")

@@ -171,3 +171,74 @@ def test_power_role_reports_cpufreq_unsupported_in_the_lab(host):
     assert host.service("pico-cpufreq").is_enabled
     assert "ConditionPathExists=/sys/devices/system/cpu/cpufreq/policy0" in host.file(
         "/etc/systemd/system/pico-cpufreq.service").content_string
+
+
+# -- the runtime agent and Serf (role agent) -----------------------------------------------------
+
+def _agent_get(host, path):
+    script = ("import json, urllib.request; "
+              f"print(urllib.request.urlopen('http://127.0.0.1:8500{path}', timeout=10).read().decode())")
+    return json.loads(host.check_output(f"python3 -c \"{script}\""))
+
+
+def _dns(host, name, qtype="A"):
+    """Ask the node's own agent (DNS on 127.0.0.1:8600) with the node's python3-dnslib."""
+    script = ("from dnslib import DNSRecord; "
+              f"r = DNSRecord.parse(DNSRecord.question('{name}', '{qtype}').send('127.0.0.1', 8600, timeout=10)); "
+              "print(r.header.rcode, ' '.join(sorted(str(x.rdata) for x in r.rr)))")
+    rcode, _, answers = host.check_output(f'python3 -c "{script}"').partition(" ")
+    return int(rcode), answers.split()
+
+
+def _mesh_address(host):
+    return host.check_output("ip -4 -o addr show wg0").split()[3].split("/")[0]
+
+
+def test_serf_and_the_agent_run_and_start_at_boot(host):
+    for unit in ("serf", "pico-agent"):
+        assert host.service(unit).is_running, unit
+        assert host.service(unit).is_enabled, unit
+    assert "MemoryMax=64M" in host.file("/etc/systemd/system/pico-agent.service").content_string
+
+
+def test_every_node_sees_every_other_alive(host):
+    members = {m["name"]: m["status"] for m in _agent_get(host, "/v1/members")["members"]}
+    assert members == {name: "alive" for name in EXPECTED_MACHINE}
+    assert _agent_get(host, "/v1/health")["status"] == "ok"
+
+
+def test_a_service_on_one_node_resolves_on_every_other(host):
+    """console is published by molecule-pizero only; every node resolves it to that node's mesh address."""
+    members = {m["name"]: m for m in _agent_get(host, "/v1/members")["members"]}
+    owner_address = members["molecule-pizero"]["address"]
+    assert owner_address.startswith("10.99.")
+    if _name(host) == "molecule-pizero":
+        assert owner_address == _mesh_address(host)
+    assert _dns(host, "console.service.pico") == (0, [owner_address])
+    assert _dns(host, "console.service.pico", "SRV") == (0, ["1 1 22 molecule-pizero.node.pico."])
+    assert _dns(host, "nothing.service.pico")[0] == 3  # NXDOMAIN
+
+
+def test_gossip_is_encrypted_with_the_shared_key_and_secrets_stay_root_only(host):
+    keyring = host.file("/var/lib/serf/keyring.json")
+    assert keyring.mode == 0o600 and keyring.user == "root"
+    assert host.file("/etc/serf/rpc.json").mode == 0o600
+    config = json.loads(host.file("/etc/serf/pico.json").content_string)
+    assert config["keyring_file"] == "/var/lib/serf/keyring.json"
+    assert config["bind"] == f"{_mesh_address(host)}:7946"
+    # Without the RPC token Serf refuses to talk.
+    assert host.run("serf members").rc != 0
+
+
+def test_gossip_key_never_reached_the_controller_log(host):
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    key = (ephemeral / "gossip.key").read_text().split()[0]
+    assert json.loads(host.file("/var/lib/serf/keyring.json").content_string) == [key]
+    assert key not in (ephemeral / "ansible.log").read_text()
+
+
+def test_api_and_dns_listen_on_loopback_and_the_mesh_only(host):
+    listening = host.check_output("ss -Hlntu")
+    sockets = sorted({line.split()[4] for line in listening.splitlines() if line.split()[4].endswith((":8500", ":8600"))})
+    mesh = _mesh_address(host)
+    assert sockets == sorted({"127.0.0.1:8500", "127.0.0.1:8600", f"{mesh}:8500", f"{mesh}:8600"})

@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-# The agent speaks TLS to nothing (the mesh is WireGuard); keeping ssl out saves ~6 MB of RSS,
-# which asyncio would otherwise import.
-sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+# Every MB counts on a 512 MB board. The agent speaks TLS to nothing (the mesh is WireGuard), yet
+# asyncio imports ssl, and hashlib and hmac load OpenSSL's libcrypto: together ~7 MB of RSS.
+# Without them hashlib uses Python's own SHA-256 and hmac its own compare_digest.
+for _unused in ("ssl", "_hashlib"):
+    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

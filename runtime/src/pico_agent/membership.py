@@ -72,6 +72,7 @@ class Membership:
 
     async def _session(self, client: SerfClient, stop: asyncio.Event) -> None:
         await self.sync(client)
+        await self._announce(client)
         self.publish_needed.set()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._events(client))
@@ -156,6 +157,20 @@ class Membership:
                 self.catalog.forget_member(name)
         for member in members:
             self._observe(member)
+
+    async def _announce(self, client: SerfClient) -> None:
+        """After a graceful leave (an agent restart) peers may still hold the leave intent and keep
+        showing this node as left although Serf rejoined: a join through known members broadcasts
+        a join intent with a newer Lamport time, which wins."""
+        peers = [f"{m.address}:{m.port}" for m in self.catalog.members.values()
+                 if m.name != self.config.node_name and m.status == "alive"][:3]
+        if not peers:
+            return
+        try:
+            joined = await client.join(peers)
+            log("debug", "serf_join_announced", via=len(peers), joined=joined)
+        except SerfError as err:
+            log("debug", "serf_join_failed", error=str(err))
 
     def local_catalog_changed(self) -> None:
         self.publish_needed.set()

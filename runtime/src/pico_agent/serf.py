@@ -178,6 +178,11 @@ class SerfClient:
     async def user_event(self, name: str, payload: bytes, coalesce: bool = True) -> None:
         await self._call("event", {"Name": name, "Payload": payload, "Coalesce": coalesce})
 
+    async def join(self, addresses: list[str]) -> int:
+        """Join through these members; Serf then broadcasts a fresh join intent."""
+        body = await self._call("join", {"Existing": addresses, "Replay": False}, timeout=15.0)
+        return int((body or {}).get("Num", 0))
+
     async def leave(self) -> None:
         await self._call("leave", timeout=15.0)
 

@@ -48,7 +48,8 @@ def containers(node):
 
 def demo(port, **extra):
     spec = {"name": "demo", "image": IMAGE, "port": port,
-            "health": {"type": "http", "path": "/healthz", "interval": 0.5, "timeout": 0.5, "retries": 2}}
+            "health": {"type": "http", "path": "/healthz", "interval": 0.5, "timeout": 0.5, "retries": 2,
+                       "start_period": 10}}
     spec.update(extra)
     return spec
 
@@ -100,7 +101,9 @@ def test_a_container_that_exits_is_restarted_with_growing_back_off(node):
 
 
 def test_a_container_failing_its_health_check_is_restarted(node):
-    node.add_service(demo(free_ports(1)[0], env={"DEMO_FAIL_HEALTH": "1"}))
+    spec = demo(free_ports(1)[0], env={"DEMO_FAIL_HEALTH": "1"})
+    spec["health"]["start_period"] = 0
+    node.add_service(spec)
     wait_for(lambda: restarts(node) >= 2, 40, what="restarts after failed checks")
     assert healthy_local(node) == []
     events = [json.loads(line) for line in (node.root / "agent.log").read_text().splitlines()]
