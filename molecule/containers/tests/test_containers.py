@@ -5,6 +5,7 @@ against /run/docker.sock: the same path and API whether Podman or Docker serves 
 """
 import json
 import os
+import shlex
 from pathlib import Path
 
 import testinfra.utils.ansible_runner
@@ -108,7 +109,7 @@ while True:
             raise
         time.sleep(2)
 """
-    address, version = host.check_output(f"python3 -c '{script}'").split()
+    address, version = host.check_output(f"python3 -c {shlex.quote(script)}").split()
     assert address.startswith("10.99.") and version == "1.0.0"
     if host.backend.get_hostname() == "molecule-podman":
         assert "pico-web-0" in host.check_output("podman ps --format '{{.Names}}'")
