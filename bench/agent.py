@@ -68,7 +68,8 @@ def idle_footprint(root: Path, bundle: Path, seconds: float) -> dict:
         for index, port in enumerate(ports):
             node.add_service({"name": f"demo-{index}", "image": "pico/demo:1.0.0", "port": port,
                               "health": {"type": "http", "path": "/healthz", "interval": 10, "start_period": 30}})
-        wait_for(lambda: len(node.get("/v1/catalog/local")[1]["instances"]) == 5, 120, what="5 healthy services")
+        wait_for(lambda: len((node.get("/v1/catalog/local")[1] or {}).get("instances", [])) == 5, 120,
+                 what="5 healthy services")
         time.sleep(5)
         pid = node.agent.pid
         cpu_before, start = cpu_seconds(pid), time.monotonic()

@@ -169,6 +169,7 @@ class AgentLab:
     def __init__(self, root: Path, count: int, docker_socket: str = "/run/docker.sock", interval: float = 2.0,
                  prefix: str = "n"):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.keyring = root / "keyring.json"
         self.keyring.write_text(json.dumps([base64.b64encode(secrets.token_bytes(32)).decode()]))
         ports = free_ports(4 * count)
