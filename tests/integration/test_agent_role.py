@@ -1,0 +1,106 @@
+"""The agent role on the lab: one Serf cluster, services placed through the role and found by name
+on other nodes, and bad input refused before anything changes."""
+import hashlib
+import json
+import time
+
+import pytest
+from conftest import flat, node_exec, playbook, recap
+
+NATIVE = "native-1,native-2"  # the lifecycle runs skip the emulated node: each task costs seconds there
+DEMO = {"name": "demo", "image": "pico/demo:1.0.0", "port": 8190,
+        "health": {"type": "http", "path": "/healthz", "interval": 2, "start_period": 30}}
+
+
+def agent_get(node, path):
+    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8500{path}', timeout=10).read().decode())"
+    return json.loads(node_exec(node, "python3", "-c", script))
+
+
+def resolve(node, name):
+    script = ("from dnslib import DNSRecord; "
+              f"r = DNSRecord.parse(DNSRecord.question('{name}').send('127.0.0.1', 8600, timeout=5)); "
+              "print(' '.join(sorted(str(x.rdata) for x in r.rr)))")
+    return node_exec(node, "python3", "-c", script).split()
+
+
+def eventually(check, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            assert result, f"{what} not reached within {timeout} s"
+            return result
+        time.sleep(1)
+
+
+def agent_run(inventory, tmp_path, services, *args):
+    """Run the agent role with `services` ({node: [spec, ...]}) on the native nodes."""
+    extra = tmp_path / "services.json"
+    extra.write_text(json.dumps({"it_services": services}))
+    return playbook(inventory, "site.yml", "--tags", "agent", "--limit", NATIVE, "-e", f"@{extra}",
+                    "-e", "pico_agent_services={{ it_services[inventory_hostname] | default([]) }}", *args)
+
+
+def sha(node, path):
+    return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()
+
+
+def test_every_node_runs_serf_and_the_agent_in_one_cluster(converged):
+    for node in ("native-1", "native-2", "pizero-1"):
+        assert node_exec(node, "systemctl", "is-active", "serf", "pico-agent").split() == ["active", "active"]
+        members = {m["name"]: m["status"] for m in agent_get(node, "/v1/members")["members"]}
+        assert members == {"native-1": "alive", "native-2": "alive", "pizero-1": "alive"}
+
+
+def test_a_service_placed_by_the_role_is_found_by_name_and_removed_with_it(lab_inventory, converged, tmp_path):
+    placed = agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]})
+    assert placed.returncode == 0, placed.stdout[-3000:]
+    owner = agent_get("native-2", "/v1/members")["members"]
+    address = next(m["address"] for m in owner if m["name"] == "native-1")
+    eventually(lambda: resolve("native-2", "demo.service.pico") == [address], 90, "demo resolvable on native-2")
+    script = f"import urllib.request, json; print(json.load(urllib.request.urlopen('http://{address}:8190/version'))['version'])"
+    assert node_exec("native-2", "python3", "-c", script).strip() == "1.0.0"
+
+    again = agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]})
+    assert all(r["changed"] == 0 for r in recap(again.stdout).values()), again.stdout[-3000:]
+
+    removed = agent_run(lab_inventory, tmp_path, {})
+    assert removed.returncode == 0, removed.stdout[-3000:]
+    assert node_exec("native-1", "ls", "/etc/pico-agent/services") == ""
+    eventually(lambda: "pico-demo-0" not in node_exec("native-1", "podman", "ps", "-a", "--format", "{{.Names}}"),
+               60, "container removed")
+    eventually(lambda: resolve("native-2", "demo.service.pico") == [], 30, "demo gone from DNS")
+
+
+def test_an_invalid_service_is_refused_on_the_node_and_the_running_one_kept(lab_inventory, converged, tmp_path):
+    assert agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]}).returncode == 0
+    eventually(lambda: resolve("native-1", "demo.service.pico"), 90, "demo healthy")
+    before = sha("native-1", "/etc/pico-agent/services/demo.json")
+    bad = agent_run(lab_inventory, tmp_path, {"native-1": [{**DEMO, "replicas": 99}]})
+    assert bad.returncode != 0
+    assert "replicas = 99: 0-16 on one node" in flat(bad.stdout)
+    assert sha("native-1", "/etc/pico-agent/services/demo.json") == before
+    assert resolve("native-1", "demo.service.pico")  # still running and healthy
+    assert agent_run(lab_inventory, tmp_path, {}).returncode == 0
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("", "pico_agent_gossip_key must be base64 of 16, 24 or 32 random bytes"),
+    ("not-base64-at-all!", "pico_agent_gossip_key must be base64 of 16, 24 or 32 random bytes"),
+], ids=["empty", "malformed"])
+def test_a_bad_gossip_key_changes_nothing_and_is_not_shown(lab_inventory, converged, tmp_path, value, message):
+    before = sha("native-1", "/var/lib/serf/keyring.json")
+    result = agent_run(lab_inventory, tmp_path, {}, "-e", f"pico_agent_gossip_key={value}")
+    assert result.returncode != 0
+    assert message in flat(result.stdout)
+    if value:
+        assert value not in result.stdout
+    assert sha("native-1", "/var/lib/serf/keyring.json") == before
+    assert "changed=0" in result.stdout.split("PLAY RECAP")[-1]
+
+
+def test_a_service_name_that_is_no_dns_label_is_refused(lab_inventory, converged, tmp_path):
+    result = agent_run(lab_inventory, tmp_path, {"native-1": [{**DEMO, "name": "Bad_Name"}]})
+    assert result.returncode != 0
+    assert "needs a unique name made of lower-case letters, digits and '-'" in flat(result.stdout)
