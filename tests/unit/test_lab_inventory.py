@@ -47,3 +47,16 @@ def test_each_board_group_gets_its_architectures_demo_images():
         {"name": "pico/demo:1.0.0", "archive": "/cache/pico-demo_1.0.0_armel.tar", "digest": "sha256:" + "a" * 64}]
     assert nodes["children"]["native"]["vars"]["pico_container_runtime_images"][0]["archive"].endswith("amd64.tar")
     assert nodes["vars"]["pico_container_runtime_docker_options"] == {"bridge": "none", "iptables": False}
+
+
+def test_the_gossip_key_is_looked_up_from_its_file_not_written_into_the_inventory(tmp_path):
+    key = tmp_path / "lab's gossip.key"
+    key.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMw==\n")
+    spec = cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+    text = render_inventory(spec, "/k", [], gossip_key_path=str(key))
+    assert "c2VjcmV0" not in text
+    path = tmp_path / "hosts.yml"
+    path.write_text(text)
+    out = subprocess.run(["ansible", "-i", str(path), "pizero-1", "-c", "local", "-m", "ansible.builtin.debug",
+                          "-a", "msg={{ pico_agent_gossip_key }}"], capture_output=True, text=True, check=True)
+    assert "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMw==" in out.stdout
