@@ -98,7 +98,7 @@ class Agent:
         }
 
     async def request_reconcile(self) -> Reply:
-        self.supervisor.wake.set()
+        self.supervisor.look_at_docker()
         return Reply(202, {"reconcile": "started"})
 
     async def restart_service(self, name: str) -> Reply:
@@ -119,7 +119,7 @@ class Agent:
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.supervisor.wake.set)
+        loop.add_signal_handler(signal.SIGHUP, self.supervisor.look_at_docker)
         servers, transports = [], []
         resolver = Resolver(self.catalog, self.config.domain, self.config.dns_ttl)
         for address in self.config.bind_addresses:

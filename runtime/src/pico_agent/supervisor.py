@@ -24,6 +24,10 @@ from .metrics import Metrics
 from .spec import DesiredState, ServiceSpec, directory_stamp, load_desired
 
 
+# Without container services the agent still looks for stray managed containers now and then.
+DOCKER_LOOK_INTERVAL = 300.0
+
+
 @dataclass
 class Replica:
     spec: ServiceSpec
@@ -104,6 +108,9 @@ class Supervisor:
         # Where peers reach this node's instances; the agent points it at the Serf member address.
         self.address: Callable[[], str] = lambda: "127.0.0.1"
         self.wake = asyncio.Event()
+        self.wants_containers = asyncio.Event()
+        self._may_have_containers = True  # until the first look: a removed service's containers
+        self._last_docker_look = 0.0
         self.reconciled = asyncio.Event()
 
     # -- desired state -------------------------------------------------------------------------
@@ -140,9 +147,18 @@ class Supervisor:
                 wanted[key] = old
         self.replicas = wanted
 
-        if any(not spec.external for spec in self.desired.services.values()) or await self._has_containers():
+        # The Docker API is touched only while the node has container services, or may still hold
+        # containers of removed ones: with Podman each call starts its API service (~40 MB).
+        wants = any(not spec.external for spec in self.desired.services.values())
+        if wants:
+            self.wants_containers.set()
+        else:
+            self.wants_containers.clear()
+        if wants or self._may_have_containers or now - self._last_docker_look >= DOCKER_LOOK_INTERVAL:
+            self._last_docker_look = now
             try:
-                await self._reconcile_containers(now)
+                left = await self._reconcile_containers(now)
+                self._may_have_containers = wants or left > 0
                 if self.docker_problem:
                     log("info", "docker_reachable", socket=self.docker.socket)
                 self.docker_problem = None
@@ -154,15 +170,10 @@ class Supervisor:
         self.publish()
         self.reconciled.set()
 
-    async def _has_containers(self) -> bool:
-        # Containers left by services whose file was removed still need removing.
-        try:
-            return bool(await self.docker.managed_containers(self.node))
-        except DockerError:
-            return False
-
-    async def _reconcile_containers(self, now: float) -> None:
+    async def _reconcile_containers(self, now: float) -> int:
+        """Returns how many managed containers are left after this pass."""
         containers = await self.docker.managed_containers(self.node)
+        removed = 0
         seen: set[str] = set()
         for container in containers:
             labels = container.get("Labels") or {}
@@ -176,9 +187,11 @@ class Supervisor:
                 continue  # invalid file: touch nothing
             if replica is None or replica.spec.external or key in seen:
                 await self._remove(container, "not in the desired state")
+                removed += 1
                 continue
             if labels.get(LABEL_DIGEST) != replica.spec.digest:
                 await self._remove(container, "spec changed")
+                removed += 1
                 replica.container_id, replica.running = None, False
                 continue
             seen.add(key)
@@ -200,6 +213,7 @@ class Supervisor:
             unhealthy = replica.running and replica.health is not None and replica.health.status == UNHEALTHY
             if (needs_start or unhealthy) and now >= replica.retry_at:
                 await self._start(replica, now, "unhealthy" if unhealthy else "exited" if replica.container_id else "missing")
+        return len(containers) - removed
 
     async def _remove(self, container: dict[str, Any], why: str) -> None:
         labels = container.get("Labels") or {}
@@ -272,6 +286,11 @@ class Supervisor:
         ]
         self.on_catalog_change(instances)
 
+    def look_at_docker(self) -> None:
+        """The next reconcile lists containers even if no service asks for one (API, SIGHUP)."""
+        self._may_have_containers = True
+        self.wake.set()
+
     def next_wakeup(self, now: float) -> float:
         times = [r.retry_at for r in self.replicas.values() if r.retry_at > now and not r.spec.external
                  and (not r.running or (r.health is not None and r.health.status == UNHEALTHY))]
@@ -300,6 +319,12 @@ class Supervisor:
         """Docker events wake the loop at once when a managed container dies."""
         delay = 1.0
         while not stop.is_set():
+            # No container services, no open API connection (it would keep Podman's service up).
+            if not self.wants_containers.is_set():
+                try:
+                    await asyncio.wait_for(self.wants_containers.wait(), 5.0)
+                except asyncio.TimeoutError:
+                    continue
             try:
                 async for event in self.docker.events(self.node):
                     delay = 1.0

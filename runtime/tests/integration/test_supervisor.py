@@ -102,9 +102,9 @@ def test_a_container_that_exits_is_restarted_with_growing_back_off(node):
 
 def test_a_container_failing_its_health_check_is_restarted(node):
     spec = demo(free_ports(1)[0], env={"DEMO_FAIL_HEALTH": "1"})
-    spec["health"]["start_period"] = 0
+    spec["health"]["start_period"] = 3  # the app is up by then: what fails is /healthz (HTTP 500)
     node.add_service(spec)
-    wait_for(lambda: restarts(node) >= 2, 40, what="restarts after failed checks")
+    wait_for(lambda: restarts(node) >= 2, 60, what="restarts after failed checks")
     assert healthy_local(node) == []
     events = [json.loads(line) for line in (node.root / "agent.log").read_text().splitlines()]
     assert any(e["event"] == "health_changed" and e["status"] == "unhealthy" and e["detail"] == "HTTP 500"
