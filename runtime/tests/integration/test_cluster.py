@@ -3,6 +3,7 @@
 import json
 import socket
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 from agentlab import AgentLab, PortListener, free_ports, wait_for
@@ -27,24 +28,33 @@ def tcp_service(name, port, **extra):
             **extra}
 
 
+@contextmanager
+def published(node, name, **extra):
+    """A port that `node` runs and its agent checks and publishes as `name`, while in the block."""
+    listener = PortListener(free_ports(1)[0])
+    listener.open()
+    node.add_service(tcp_service(name, listener.port, **extra))
+    try:
+        yield listener
+    finally:
+        listener.close()
+        node.remove_service(name)
+
+
 def test_every_agent_sees_every_member_alive(cluster):
     for node in cluster.nodes:
         assert node.members() == {n.name: "alive" for n in cluster.nodes}
 
 
 def test_a_healthy_service_is_found_from_every_node_by_dns_and_http(cluster):
-    port = free_ports(1)[0]
-    listener = PortListener(port)
-    listener.open()
     owner = cluster.nodes[1]
-    owner.add_service(tcp_service("web", port, tags=["v1"]))
-    try:
+    with published(owner, "web", tags=["v1"]) as listener:
         for node in cluster.nodes:
             wait_for(lambda: node.resolve("web.service.pico") == ["127.0.0.1"], 15, what=f"{node.name} resolving web")
             instances = node.instances("web")
-            assert [(i["node"], i["port"], i["tags"]) for i in instances] == [(owner.name, port, ["v1"])]
+            assert [(i["node"], i["port"], i["tags"]) for i in instances] == [(owner.name, listener.port, ["v1"])]
         srv = cluster.nodes[3].dns("_web._tcp.service.pico", "SRV")
-        assert [(rr.rdata.port, str(rr.rdata.target)) for rr in srv.rr] == [(port, f"{owner.name}.node.pico.")]
+        assert [(rr.rdata.port, str(rr.rdata.target)) for rr in srv.rr] == [(listener.port, f"{owner.name}.node.pico.")]
         assert [str(rr.rdata) for rr in srv.ar] == ["127.0.0.1"]
         status, services = cluster.nodes[4].get("/v1/services")
         assert status == 200 and services["services"]["web"] == 1
@@ -55,9 +65,6 @@ def test_a_healthy_service_is_found_from_every_node_by_dns_and_http(cluster):
             wait_for(lambda: node.dns("web.service.pico").header.rcode == RCODE.NXDOMAIN, 15,
                      what=f"{node.name} dropping unhealthy web")
             assert node.instances("web") == []
-    finally:
-        listener.close()
-        owner.remove_service("web")
 
 
 def test_twenty_services_on_one_node_fit_serf_tags(cluster):
@@ -81,30 +88,24 @@ def test_twenty_services_on_one_node_fit_serf_tags(cluster):
 
 
 def test_a_killed_node_leaves_discovery_and_comes_back(cluster):
-    victim = cluster.nodes[4]
-    port = free_ports(1)[0]
-    listener = PortListener(port)
-    listener.open()
-    victim.add_service(tcp_service("cache", port))
+    victim, watcher = cluster.nodes[4], cluster.nodes[0]
     try:
-        watcher = cluster.nodes[0]
-        wait_for(lambda: watcher.resolve("cache.service.pico"), 15, what="cache resolvable")
-        victim.kill()
-        wait_for(lambda: watcher.members().get(victim.name) == "failed", 30, what="Serf declaring the node failed")
-        for node in cluster.nodes[:4]:  # each learns of the failure by gossip, a moment apart
-            wait_for(lambda: node.members().get(victim.name) == "failed", 10, what=f"{node.name} seeing the failure")
-            assert node.instances("cache") == []
-            assert node.dns("cache.service.pico").header.rcode == RCODE.NXDOMAIN
-            assert node.dns(f"{victim.name}.node.pico").header.rcode == RCODE.NXDOMAIN
+        with published(victim, "cache"):
+            wait_for(lambda: watcher.resolve("cache.service.pico"), 15, what="cache resolvable")
+            victim.kill()
+            wait_for(lambda: watcher.members().get(victim.name) == "failed", 30, what="Serf declaring the node failed")
+            for node in cluster.nodes[:4]:  # each learns of the failure by gossip, a moment apart
+                wait_for(lambda: node.members().get(victim.name) == "failed", 10, what=f"{node.name} seeing the failure")
+                assert node.instances("cache") == []
+                assert node.dns("cache.service.pico").header.rcode == RCODE.NXDOMAIN
+                assert node.dns(f"{victim.name}.node.pico").header.rcode == RCODE.NXDOMAIN
 
-        cluster.start([victim])
-        for node in cluster.nodes:
-            wait_for(lambda: node.resolve("cache.service.pico") == ["127.0.0.1"], 30,
-                     what=f"{node.name} seeing the returned node's service")
-        assert watcher.members()[victim.name] == "alive"
+            cluster.start([victim])
+            for node in cluster.nodes:
+                wait_for(lambda: node.resolve("cache.service.pico") == ["127.0.0.1"], 30,
+                         what=f"{node.name} seeing the returned node's service")
+            assert watcher.members()[victim.name] == "alive"
     finally:
-        listener.close()
-        victim.remove_service("cache")
         if victim.agent.poll() is not None:  # leave five nodes for the next test
             cluster.start([victim])
             wait_for(lambda: cluster.all_see(NODES), 30, what="node back")
@@ -112,21 +113,16 @@ def test_a_killed_node_leaves_discovery_and_comes_back(cluster):
 
 def test_sigterm_leaves_the_cluster_and_exits_zero(cluster):
     node = cluster.nodes[3]
-    port = free_ports(1)[0]
-    listener = PortListener(port)
-    listener.open()
-    node.add_service(tcp_service("queue", port))
     try:
-        wait_for(lambda: cluster.nodes[0].resolve("queue.service.pico"), 15, what="queue resolvable")
-        assert node.stop_agent() == 0
-        # A graceful leave, not a failure: peers see "left" and drop the instances at once.
-        wait_for(lambda: cluster.nodes[0].members().get(node.name) == "left", 15, what="node left")
-        assert cluster.nodes[0].instances("queue") == []
-        assert node.get("/v1/health") == (None, None)  # no longer serving
-        assert '"event":"serf_left"' in (node.root / "agent.log").read_text()
+        with published(node, "queue"):
+            wait_for(lambda: cluster.nodes[0].resolve("queue.service.pico"), 15, what="queue resolvable")
+            assert node.stop_agent() == 0
+            # A graceful leave, not a failure: peers see "left" and drop the instances at once.
+            wait_for(lambda: cluster.nodes[0].members().get(node.name) == "left", 15, what="node left")
+            assert cluster.nodes[0].instances("queue") == []
+            assert node.get("/v1/health") == (None, None)  # no longer serving
+            assert '"event":"serf_left"' in (node.root / "agent.log").read_text()
     finally:
-        listener.close()
-        node.remove_service("queue")
         node.kill()
         cluster.start([node])
         wait_for(lambda: cluster.all_see(NODES), 30, what="node back")
