@@ -215,7 +215,7 @@ def test_a_service_on_one_node_resolves_on_every_other(host):
     if _name(host) == "molecule-pizero":
         assert owner_address == _mesh_address(host)
     assert _dns(host, "console.service.pico") == (0, [owner_address])
-    assert _dns(host, "console.service.pico", "SRV") == (0, ["1 1 22 molecule-pizero.node.pico."])
+    assert _dns(host, "console.service.pico", "SRV") == (0, ["1", "1", "22", "molecule-pizero.node.pico."])
     assert _dns(host, "nothing.service.pico")[0] == 3  # NXDOMAIN
 
 
