@@ -188,7 +188,6 @@ class API:
             except Exception as err:  # a handler bug must not take the agent down
                 log("error", "api_handler_failed", error=repr(err)[:300])
                 reply = error(500, "internal error; see the agent's log")
-            self.agent.metrics.http_requests += 1
             writer.write(reply.encode())
             await writer.drain()
         except (ConnectionError, asyncio.TimeoutError):

@@ -47,20 +47,10 @@ class DockerClient:
             raise DockerError(f"{method} {path}: HTTP {response.status}: {message}", response.status)
         return response.json() if response.body else None
 
-    async def ping(self) -> bool:
-        try:
-            await self._call("GET", "/_ping", timeout=5)
-            return True
-        except DockerError:
-            return False
-
     async def managed_containers(self, node: str) -> list[dict[str, Any]]:
         """Every container this node's agent manages, running or not."""
         filters = urllib.parse.quote(json.dumps({"label": [LABEL_SERVICE, f"{LABEL_NODE}={node}"]}))
         return await self._call("GET", f"/containers/json?all=1&filters={filters}") or []
-
-    async def inspect(self, container_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/containers/{container_id}/json")
 
     async def image_present(self, image: str) -> bool:
         try:

@@ -31,7 +31,6 @@ class Metrics:
         self.reconcile_seconds_last = 0.0
         self.peer_fetch_failures = 0
         self.dns_queries = 0
-        self.http_requests = 0
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_count += 1

@@ -175,9 +175,6 @@ class SerfClient:
     async def set_tags(self, tags: dict[str, str], delete: list[str] | None = None) -> None:
         await self._call("tags", {"Tags": tags, "DeleteTags": delete or []})
 
-    async def user_event(self, name: str, payload: bytes, coalesce: bool = True) -> None:
-        await self._call("event", {"Name": name, "Payload": payload, "Coalesce": coalesce})
-
     async def join(self, addresses: list[str]) -> int:
         """Join through these members; Serf then broadcasts a fresh join intent."""
         body = await self._call("join", {"Existing": addresses, "Replay": False}, timeout=15.0)

@@ -111,7 +111,6 @@ class Supervisor:
         self.wants_containers = asyncio.Event()
         self._may_have_containers = True  # until the first look: a removed service's containers
         self._last_docker_look = 0.0
-        self.reconciled = asyncio.Event()
 
     # -- desired state -------------------------------------------------------------------------
     def _reload(self) -> None:
@@ -168,7 +167,6 @@ class Supervisor:
                 self.docker_problem = str(err)
         self.metrics.observe_reconcile(time.monotonic() - started)
         self.publish()
-        self.reconciled.set()
 
     async def _reconcile_containers(self, now: float) -> int:
         """Returns how many managed containers are left after this pass."""
