@@ -1,4 +1,5 @@
 """A small lab of native nodes, brought up once for the integration tests and torn down after."""
+import hashlib
 import os
 import re
 import subprocess
@@ -51,6 +52,11 @@ def converged(lab_inventory):
 
 def node_exec(node, *cmd):
     return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
+
+
+def file_digest(node, path):
+    """SHA-256 of a file on a lab node: proof that a refused run left it as it was."""
+    return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()
 
 
 def recap(output):

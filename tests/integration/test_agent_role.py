@@ -1,11 +1,10 @@
 """The agent role on the lab: one Serf cluster, services placed through the role and found by name
 on other nodes, and bad input refused before anything changes."""
-import hashlib
 import json
 import time
 
 import pytest
-from conftest import flat, node_exec, playbook, recap
+from conftest import file_digest, flat, node_exec, playbook, recap
 
 NATIVE = "native-1,native-2"  # the lifecycle runs skip the emulated node: each task costs seconds there
 DEMO = {"name": "demo", "image": "pico/demo:1.0.0", "port": 8190,
@@ -42,10 +41,6 @@ def agent_run(inventory, tmp_path, services, *args):
                     "-e", "pico_agent_services={{ it_services[inventory_hostname] | default([]) }}", *args)
 
 
-def sha(node, path):
-    return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()
-
-
 def test_every_node_runs_serf_and_the_agent_in_one_cluster(converged):
     for node in ("native-1", "native-2", "pizero-1"):
         assert node_exec(node, "systemctl", "is-active", "serf", "pico-agent").split() == ["active", "active"]
@@ -76,11 +71,11 @@ def test_a_service_placed_by_the_role_is_found_by_name_and_removed_with_it(lab_i
 def test_an_invalid_service_is_refused_on_the_node_and_the_running_one_kept(lab_inventory, converged, tmp_path):
     assert agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]}).returncode == 0
     eventually(lambda: resolve("native-1", "demo.service.pico"), 90, "demo healthy")
-    before = sha("native-1", "/etc/pico-agent/services/demo.json")
+    before = file_digest("native-1", "/etc/pico-agent/services/demo.json")
     bad = agent_run(lab_inventory, tmp_path, {"native-1": [{**DEMO, "replicas": 99}]})
     assert bad.returncode != 0
     assert "replicas = 99: 0-16 on one node" in flat(bad.stdout)
-    assert sha("native-1", "/etc/pico-agent/services/demo.json") == before
+    assert file_digest("native-1", "/etc/pico-agent/services/demo.json") == before
     assert resolve("native-1", "demo.service.pico")  # still running and healthy
     assert agent_run(lab_inventory, tmp_path, {}).returncode == 0
 
@@ -90,13 +85,13 @@ def test_an_invalid_service_is_refused_on_the_node_and_the_running_one_kept(lab_
     ("not-base64-at-all!", "pico_agent_gossip_key must be base64 of 16, 24 or 32 random bytes"),
 ], ids=["empty", "malformed"])
 def test_a_bad_gossip_key_changes_nothing_and_is_not_shown(lab_inventory, converged, tmp_path, value, message):
-    before = sha("native-1", "/var/lib/serf/keyring.json")
+    before = file_digest("native-1", "/var/lib/serf/keyring.json")
     result = agent_run(lab_inventory, tmp_path, {}, "-e", f"pico_agent_gossip_key={value}")
     assert result.returncode != 0
     assert message in flat(result.stdout)
     if value:
         assert value not in result.stdout
-    assert sha("native-1", "/var/lib/serf/keyring.json") == before
+    assert file_digest("native-1", "/var/lib/serf/keyring.json") == before
     assert "changed=0" in result.stdout.split("PLAY RECAP")[-1]
 
 

@@ -3,12 +3,11 @@
 The emulated Pi Zero carries Raspberry Pi OS's config.txt (lab/rpi-config.txt); the native
 nodes have none, like any machine that is not a Pi. No lab node has cpufreq.
 """
-import hashlib
 import json
 
 import pytest
 
-from conftest import flat, node_exec, playbook, recap
+from conftest import file_digest, flat, node_exec, playbook, recap
 
 CONFIG = "/boot/firmware/config.txt"
 
@@ -18,7 +17,7 @@ def config_lines():
 
 
 def digest():
-    return hashlib.sha256(node_exec("pizero-1", "cat", CONFIG).encode()).hexdigest()
+    return file_digest("pizero-1", CONFIG)
 
 
 def record(node):

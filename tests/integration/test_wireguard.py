@@ -1,6 +1,5 @@
 """The WireGuard mesh on a real lab over SSH: keys stay on their nodes, peers change without
 dropping tunnels, and a bad mesh plan stops every node before any of them changes."""
-import hashlib
 import json
 import subprocess
 import time
@@ -8,7 +7,7 @@ import time
 import pytest
 import yaml
 
-from conftest import LAB_NAME, flat, node_exec, playbook, recap
+from conftest import LAB_NAME, file_digest, flat, node_exec, playbook, recap
 
 NODES = ("native-1", "native-2", "pizero-1")
 
@@ -85,7 +84,7 @@ def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converg
 
 
 def _conf_digest():
-    return hashlib.sha256(node_exec("native-1", "cat", "/etc/wireguard/wg0.conf").encode()).hexdigest()
+    return file_digest("native-1", "/etc/wireguard/wg0.conf")
 
 
 @pytest.mark.parametrize(
