@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -25,19 +26,23 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports free for both TCP and UDP right now (DNS uses UDP on the HTTP API's neighbour)."""
+    """Ports free for both TCP and UDP right now (DNS uses UDP on the HTTP API's neighbour).
+
+    Drawn below the kernel's ephemeral range: a port from bind(0) could be taken by a Serf
+    agent's outgoing connection before the node meant to listen on it starts."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     found: list[int] = []
     while len(found) < count:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        if port not in found:
-            found.append(port)
+        port = random.randrange(20000, low)
+        if port in found:
+            continue
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
     return found
 
 
