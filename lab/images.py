@@ -7,6 +7,7 @@ failed build never leaves an image behind that looks good.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -60,6 +61,8 @@ PACKAGES = (
 RUNTIME_PACKAGES = (
     "podman", "netavark", "catatonit", "iptables",
     "python3-docker", "python3-msgpack", "python3-netifaces", "python3-dnslib", "serf",
+    # For people looking at a board: `dig @127.0.0.1 -p 8600 demo.service.pico`, `curl` over the mesh.
+    "bind9-dnsutils", "curl",
 )
 # Docker is the optional runtime: the native node carries it for side-by-side tests and the
 # memory benchmark; on ARM nodes the role installs it from the mirror when asked. Debian's
@@ -137,11 +140,68 @@ PICO_EOF
 """
 
 
+# Containers on emulated boards. The board's own crun cannot run under qemu-user (it re-executes
+# itself through /proc/self/exe, which qemu answers with the guest binary, and qemu refuses
+# clone() with namespace flags), so Podman on an emulated board uses THIS machine's crun, copied
+# into the image with its libraries: the kernel runs that x86-64 binary natively, and the
+# container's own ARM processes still run through binfmt + qemu (flag F). Inside the container:
+# - QEMU_CPU makes qemu emulate the board's CPU there too (`uname -m` says armv6l on a Pi Zero);
+# - no seccomp filter: Podman, itself an ARM program, would install the ARM profile, which kills
+#   qemu's own x86-64 system calls ("cannot set %fs base address for thread-local storage").
+# A drop-in beside the role's containers.conf, so the role stays exactly what a real board gets.
+HOST_CRUN = Path("/usr/bin/crun")
+NODE_CRUN = "/usr/local/lib/pico-lab/crun-native"
+NATIVE_LIBRARY_DIR = "usr/lib/x86_64-linux-gnu"
+NATIVE_LOADER = "lib64/ld-linux-x86-64.so.2"
+CONTAINERS_SETUP_SCRIPT = r"""
+mkdir -p /etc/containers/containers.conf.d
+cat >/etc/containers/containers.conf.d/90-pico-lab-emulated.conf <<'EOF'
+# pico lab only (lab/images.py): containers of an emulated board run with the build machine's crun.
+[containers]
+env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "QEMU_CPU=%(cpu)s"]
+seccomp_profile = "unconfined"
+
+[engine]
+runtime = "crun-native"
+
+[engine.runtimes]
+crun-native = ["%(crun)s"]
+EOF
+"""
+
+
 def setup_script(kind: NodeKind) -> str:
     if not kind.qemu_cpu:
         return SETUP_SCRIPT
     firmware = FIRMWARE_SETUP_SCRIPT % RPI_CONFIG.read_text().rstrip("\n")
-    return SETUP_SCRIPT + QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} + firmware
+    containers = CONTAINERS_SETUP_SCRIPT % {"cpu": kind.qemu_cpu, "crun": NODE_CRUN}
+    return SETUP_SCRIPT + QEMU_SETUP_SCRIPT % {"cpu": kind.qemu_cpu} + firmware + containers
+
+
+def check_native_runtime(kind: NodeKind) -> None:
+    """Emulated boards need this machine's crun (see CONTAINERS_SETUP_SCRIPT)."""
+    if kind.qemu_cpu and not HOST_CRUN.is_file():
+        raise LabError(f"{kind.name} nodes run their containers with this machine's own crun, and {HOST_CRUN} "
+                       f"is missing: run `make bootstrap` as root (it installs Debian's crun)")
+
+
+@functools.cache
+def native_runtime_digest() -> str:
+    """What the emulated images copy from this machine: a new crun means new images."""
+    return hashlib.sha256(HOST_CRUN.read_bytes()).hexdigest()[:16]
+
+
+def native_runtime_files() -> list[tuple[Path, str]]:
+    """(file on this machine, path in the node's root file system) for crun and what it links."""
+    out = run(["ldd", str(HOST_CRUN)], what=f"listing the libraries of {HOST_CRUN}").stdout
+    files = [(HOST_CRUN, NODE_CRUN.lstrip("/"))]
+    for line in out.splitlines():
+        target = line.split("=>")[-1].split("(")[0].strip()
+        if not target.startswith("/"):
+            continue  # linux-vdso: provided by the kernel
+        destination = NATIVE_LOADER if "/ld-linux" in target else f"{NATIVE_LIBRARY_DIR}/{Path(target).name}"
+        files.append((Path(target).resolve(), destination))
+    return files
 
 
 def runtime_packages(kind: NodeKind) -> tuple[str, ...]:
@@ -149,10 +209,14 @@ def runtime_packages(kind: NodeKind) -> tuple[str, ...]:
 
 
 def recipe(kind: NodeKind) -> dict[str, object]:
-    return {
+    found: dict[str, object] = {
         "kind": asdict(kind), "suite": SUITE, "packages": sorted(PACKAGES),
         "runtime_packages": sorted(runtime_packages(kind)), "setup": setup_script(kind),
     }
+    if kind.qemu_cpu:
+        check_native_runtime(kind)
+        found["native_runtime"] = native_runtime_digest()
+    return found
 
 
 def recipe_hash(kind: NodeKind) -> str:
@@ -249,6 +313,8 @@ def _build(kind: NodeKind, ref: str, log_dir: Path) -> None:
             what=f"debootstrap of the {kind.name} root file system", log=log, timeout=BUILD_TIMEOUT_S,
         )
         _apt_install(kind, rootfs, cache, log)
+        if kind.qemu_cpu:
+            _copy_native_runtime(rootfs)
         setup = rootfs / "tmp/pico-lab-setup.sh"
         setup.write_text(setup_script(kind))
         run(["chroot", str(rootfs), "/bin/sh", "/tmp/pico-lab-setup.sh"], what=f"setting up the {kind.name} image", log=log)
@@ -279,6 +345,14 @@ def _apt_install(kind: NodeKind, rootfs: Path, cache: Path, log: Path) -> None:
     finally:
         for mountpoint in (rootfs / "proc", target):
             subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+def _copy_native_runtime(rootfs: Path) -> None:
+    for source, relative in native_runtime_files():
+        target = rootfs / relative
+        # /lib64 is missing on an ARM root file system: the x86-64 loader's fixed path needs it.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
 
 def _import(kind: NodeKind, ref: str, rootfs: Path, log: Path) -> None:
