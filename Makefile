@@ -11,11 +11,11 @@ LAB_MIX ?= pizero=2,pizero2=1
 LAB_SUBNET ?= 172.28.10.0/24
 LAB := python3 -m lab
 
-.PHONY: lab test bootstrap images lab-up lab-status lab-down provision \
+.PHONY: lab test bootstrap images lab-up lab-status lab-ready lab-down provision \
         unit lint syntax molecule integration
 
 ## The two commands of the README
-lab: bootstrap lab-up provision
+lab: bootstrap lab-up provision lab-ready
 
 test: bootstrap images
 	@bash tests/run-all.sh
@@ -32,6 +32,10 @@ lab-up:
 
 lab-status:
 	@$(LAB) status
+
+# Waits until every board's services are healthy, then says how to look at them.
+lab-ready:
+	@$(LAB) ready
 
 lab-down:
 	$(LAB) down

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import cluster, images, workloads
+from .inventory import DEMO_SERVICE
 from .shell import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--kind", action="append", choices=sorted(images.KINDS), help="only this kind (repeatable)")
     build.add_argument("--force", action="store_true", help="rebuild even when an image of the recipe exists")
 
-    for name, text in (("up", "start a lab and write its inventory"), ("status", "show the lab's nodes"),
+    for name, text in (("up", "start a lab and write its inventory"), ("status", "show the lab's nodes and their services"),
+                       ("ready", "wait until every node's services are healthy, then show how to look at them"),
                        ("down", "remove the lab's containers, network, inventory and state")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--name", default="pico", help="lab name; several labs may run side by side (default: pico)")
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("--subnet", default=cluster.DEFAULT_SUBNET, help=f"lab network (default: {cluster.DEFAULT_SUBNET})")
             cmd.add_argument("--ssh-port-base", type=int, default=cluster.DEFAULT_SSH_PORT_BASE,
                              help="node i's SSH is published on 127.0.0.1:BASE+i (default: %(default)s)")
+        if name == "ready":
+            cmd.add_argument("--timeout", type=float, default=300, help="seconds to wait (default: %(default)s)")
 
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # so a killed build still cleans up after itself
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_status(lab)
         elif args.command == "status":
             _print_status(lab)
+        elif args.command == "ready":
+            rows = lab.wait_for_services(args.timeout)
+            _print_table(rows)
+            _print_hints(lab, rows)
         else:
             print(f"lab: {lab.down()}")
         return 0
@@ -71,6 +79,25 @@ def _print_status(lab: cluster.Lab) -> None:
     if not rows:
         print(f"lab: no lab named {lab.name!r} is running")
         return
+    _print_table(rows)
+
+
+def _print_hints(lab: cluster.Lab, rows: list[dict[str, str]]) -> None:
+    """What to try next, with this lab's own names and addresses."""
+    if not any(DEMO_SERVICE["name"] + ":" in row["services"] for row in rows):
+        return
+    first, last = rows[0], rows[-1]
+    shell = f"docker exec {lab.name}-lab-{first['node']}"
+    port = DEMO_SERVICE["port"]
+    print(f"\nlab: every node runs the {DEMO_SERVICE['name']} service, kept up by its agent. From any board:")
+    print(f"  {shell} dig @127.0.0.1 -p 8600 {DEMO_SERVICE['name']}.service.pico    # every board's instance")
+    if last["mesh"]:
+        print(f"  {shell} curl -s http://{last['mesh']}:{port}/version    # {last['node']}'s, over the WireGuard mesh")
+    print(f"  docker exec -it {lab.name}-lab-{first['node']} bash    # a shell on {first['node']}")
+    print("  make lab-status    # nodes and their services")
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))

@@ -102,6 +102,29 @@ def plan(name: str, mix_text: str, subnet_text: str, ssh_port_base: int) -> LabS
     return LabSpec(name, str(subnet), tuple(nodes))
 
 
+def _json_or_none(text: str) -> dict | None:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _services_text(health: dict | None) -> str:
+    """'demo:healthy web-1:starting' from an agent's /v1/health; '-' where no agent answers."""
+    if health is None:
+        return "-"
+    parts = []
+    for instance in health.get("instances", []):
+        name = instance["service"] if instance.get("replica", 0) == 0 else f"{instance['service']}-{instance['replica']}"
+        parts.append(f"{name}:{instance.get('health', '?')}")
+    return " ".join(parts) or "(none)"
+
+
+def _all_healthy(services: str) -> bool:
+    return services != "-" and all(part.endswith(":healthy") for part in services.split() if part != "(none)")
+
+
 class Lab:
     """One lab on this machine: its state lives under state_dir, its inventory at inventory_path."""
 
@@ -156,6 +179,7 @@ class Lab:
         kinds = sorted({node.kind for node in spec.nodes})
         for kind in kinds:
             images.check_binfmt(images.get_kind(kind))
+            images.check_native_runtime(images.get_kind(kind))
         self._remove(spec.network, [])  # a network this lab left behind (dockerd killed mid-way)
         self._check_subnet_free(spec)
         self._check_ports_free(spec)
@@ -272,21 +296,49 @@ class Lab:
 
     # -- status and down ----------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:
+        """One row per node: what it is, where, and the services its agent runs (once provisioned)."""
         spec = self.load_spec()
         containers = self.lab_containers()
         if spec is None:
             return [{"node": name, "state": c["state"], "note": "not in lab state"} for name, c in containers.items()]
-        rows = []
+        rows, mesh = [], {}
         for node in spec.nodes:
             container = spec.container(node)
             state = containers.get(container, {}).get("state", "missing")
-            machine = ""
-            if state == "running":
-                machine = subprocess.run(["docker", "exec", container, "uname", "-m"], capture_output=True,
-                                         text=True, check=False).stdout.strip()
+            machine, health, members = ("", None, None) if state != "running" else self._look_at(container)
+            mesh.update(members or {})
             rows.append({"node": node.name, "kind": node.kind, "machine": machine, "address": node.address,
-                         "ssh": f"127.0.0.1:{node.ssh_port}", "state": state})
+                         "mesh": "", "ssh": f"127.0.0.1:{node.ssh_port}", "state": state,
+                         "services": _services_text(health)})
+        for row in rows:
+            row["mesh"] = mesh.get(row["node"], "")
         return rows
+
+    @staticmethod
+    def _look_at(container: str) -> tuple[str, dict | None, dict[str, str] | None]:
+        """The node's CPU, its agent's health report and the members' mesh addresses, in one exec."""
+        script = ("uname -m; echo '#'; curl -sf --max-time 5 http://127.0.0.1:8500/v1/health; echo '#'; "
+                  "curl -sf --max-time 5 http://127.0.0.1:8500/v1/members")
+        out = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True,
+                             text=True, check=False).stdout
+        machine, health, members = (out.split("#\n") + ["", "", ""])[:3]
+        return machine.strip(), _json_or_none(health), {
+            m["name"]: m["address"] for m in (_json_or_none(members) or {}).get("members", [])}
+
+    def wait_for_services(self, timeout_s: float) -> list[dict[str, str]]:
+        """Rows as status() gives them, once every node's agent reports all its services healthy."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = self.status()
+            if not rows:
+                raise LabError(f"no lab named {self.name!r} is running: start one with `make lab`")
+            if all(_all_healthy(r.get("services", "-")) for r in rows):
+                return rows
+            if time.monotonic() > deadline:
+                waiting = ", ".join(f"{r['node']} ({r.get('services') or 'no agent'})" for r in rows)
+                raise LabError(f"services not healthy after {timeout_s:.0f} s: {waiting}; look at "
+                               f"`docker exec {self.name}-lab-NODE journalctl -u pico-agent`")
+            time.sleep(2)
 
     def down(self) -> str:
         spec = self.load_spec()

@@ -5,6 +5,15 @@ import json
 from typing import TYPE_CHECKING
 
 from .images import get_kind
+from .workloads import DEMO_IMAGE, DEMO_PORT, DEMO_VERSIONS
+
+# The lab's workload: the demo service on every board, kept running and published by the agent.
+# Version 1.0.0, so there is a newer one (2.0.0, loaded beside it) to roll out. The start period
+# covers Python starting under qemu on a loaded build machine.
+DEMO_SERVICE = {
+    "name": "demo", "image": f"{DEMO_IMAGE}:{DEMO_VERSIONS[0]}", "port": DEMO_PORT,
+    "health": {"type": "http", "path": "/healthz", "interval": 5, "start_period": 60},
+}
 
 if TYPE_CHECKING:
     from .cluster import LabSpec
@@ -16,7 +25,8 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
     """YAML inventory: pico_nodes holds one child group per board (pizero, pizero2, native).
 
     Each board group lists the demo workload archives of its architecture as the images its
-    nodes get (pico_container_runtime_images), so site.yml distributes them offline."""
+    nodes get (pico_container_runtime_images), so site.yml distributes them offline; with them,
+    every node runs the demo service (pico_agent_services)."""
     # Paths may hold spaces or quotes; a JSON string is a valid YAML scalar.
     common_args = json.dumps(" ".join(ssh_common_args))
     lines = [
@@ -36,6 +46,9 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
     if gossip_key_path:
         # The key itself stays in the lab's state directory; the inventory only names the file.
         lines.append("        pico_agent_gossip_key: " + json.dumps("{{ lookup('ansible.builtin.file', %s) }}" % json.dumps(gossip_key_path)))
+    if workloads:
+        lines += ["        # The lab's workload: the demo service on every board (lab/inventory.py).",
+                  f"        pico_agent_services: [{json.dumps(DEMO_SERVICE)}]"]
     lines.append("      children:")
     for kind in sorted({node.kind for node in spec.nodes}):
         lines += [f"        {kind}:", "          vars:", f"            pico_board: {get_kind(kind).board}"]

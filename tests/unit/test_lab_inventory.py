@@ -60,3 +60,18 @@ def test_the_gossip_key_is_looked_up_from_its_file_not_written_into_the_inventor
     out = subprocess.run(["ansible", "-i", str(path), "pizero-1", "-c", "local", "-m", "ansible.builtin.debug",
                           "-a", "msg={{ pico_agent_gossip_key }}"], capture_output=True, text=True, check=True)
     assert "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMw==" in out.stdout
+
+
+def test_a_lab_with_workloads_runs_the_demo_service_on_every_node():
+    from pathlib import Path
+
+    from lab.inventory import DEMO_SERVICE
+    from lab.workloads import Workload
+
+    spec = cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+    demo = {"pizero": [Workload("pico/demo:1.0.0", "1.0.0", "armel", Path("/c/a.tar"), "sha256:" + "a" * 64)]}
+    nodes = yaml.safe_load(render_inventory(spec, "/k", [], demo))["all"]["children"]["pico_nodes"]
+    assert nodes["vars"]["pico_agent_services"] == [DEMO_SERVICE]
+    assert DEMO_SERVICE["image"] == "pico/demo:1.0.0" and DEMO_SERVICE["health"]["path"] == "/healthz"
+    bare = yaml.safe_load(render_inventory(spec, "/k", []))["all"]["children"]["pico_nodes"]
+    assert "pico_agent_services" not in bare["vars"]  # no images, nothing to run

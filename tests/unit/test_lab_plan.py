@@ -82,3 +82,30 @@ def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch):
     assert images.debian_mirror() == "http://mirror.example/debian"
     monkeypatch.delenv("PICO_LAB_MIRROR")
     assert images.debian_mirror().startswith("http")
+
+
+def test_emulated_recipes_follow_the_native_runtime_they_copy(monkeypatch):
+    kind = images.KINDS["pizero2"]
+    first = images.recipe_hash(kind)
+    monkeypatch.setattr(images, "native_runtime_digest", lambda: "another-crun")
+    assert images.recipe_hash(kind) != first
+    assert "native_runtime" not in images.recipe(images.KINDS["native"])  # native nodes use their own
+    # Inside an emulated board, Podman uses the copied crun and hands the board's CPU to containers.
+    setup = images.setup_script(images.KINDS["pizero"])
+    assert f'crun-native = ["{images.NODE_CRUN}"]' in setup and '"QEMU_CPU=arm1176"' in setup
+    assert [dest for _, dest in images.native_runtime_files()][:1] == [images.NODE_CRUN.lstrip("/")]
+    assert images.NATIVE_LOADER in [dest for _, dest in images.native_runtime_files()]
+
+
+def test_a_machine_without_crun_is_told_the_fix_before_any_lab_exists(monkeypatch, tmp_path):
+    import subprocess
+
+    monkeypatch.setattr(images, "HOST_CRUN", tmp_path / "no-crun")
+    lab = cluster.Lab("unit-nocrun", tmp_path, tmp_path / "hosts.yml")
+    with pytest.raises(LabError, match=r"pizero nodes run their containers with this machine's own crun, and "
+                                       r".*no-crun is missing: run `make bootstrap`"):
+        lab.up(cluster.plan("unit-nocrun", "pizero=1", "172.28.99.0/24", 2990))
+    networks = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert "unit-nocrun-lab" not in networks
+    assert not (tmp_path / "unit-nocrun").exists()  # no key, no state
