@@ -59,5 +59,19 @@ import ansible_mitogen.strategy  # noqa: E402
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
+
+
+def _controller_only(play) -> bool:
+    """A play that addresses only this machine, over the local connection (Molecule's create and destroy)."""
+    return play.connection == "local" and set(play.hosts or []) <= {"localhost", "127.0.0.1"}
+
+
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
     """Ansible's linear strategy, run through Mitogen's connection multiplexer."""
+
+    def run(self, iterator, play_context, result=0):
+        # A play on the controller itself gains nothing from Mitogen, and Mitogen's async jobs
+        # never report back there (Molecule's create and destroy plays waited on them for ever).
+        if _controller_only(iterator._play):
+            return _Linear.run(self, iterator, play_context)
+        return super().run(iterator, play_context, result)
