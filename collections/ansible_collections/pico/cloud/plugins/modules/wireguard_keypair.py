@@ -136,11 +136,12 @@ def main():
     elif changed:
         public = None
 
-    # The .pub file follows the key: repair it when it is missing or stale.
-    if public is not None and not module.check_mode:
+    # The .pub file follows the key: repair it when it is missing or stale (a dry run says so too).
+    if public is not None:
         current_pub = _read_existing(module, pub_path)
         if current_pub is None or current_pub.strip() != public:
-            write_atomic(module, pub_path, public + "\n", mode=0o644)
+            if not module.check_mode:
+                write_atomic(module, pub_path, public + "\n", mode=0o644)
             changed = True
     mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else None
     if mode is not None and mode != 0o600:

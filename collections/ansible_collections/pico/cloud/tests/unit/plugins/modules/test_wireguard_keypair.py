@@ -46,6 +46,19 @@ def test_check_mode_creates_nothing(run_module, tmp_path):
     assert not key.exists()
 
 
+def test_check_mode_reports_a_stale_public_key_file_and_leaves_it(run_module, tmp_path):
+    key = tmp_path / "wg0.key"
+    first = run_module("wireguard_keypair", path=str(key))
+    pub = tmp_path / "wg0.key.pub"
+    pub.write_text("stale\n")
+    dry = run_module("wireguard_keypair", check=True, path=str(key))
+    assert dry["changed"] is True and dry["public_key"] == first["public_key"]
+    assert pub.read_text() == "stale\n"
+    repaired = run_module("wireguard_keypair", path=str(key))
+    assert repaired["changed"] is True and pub.read_text().strip() == first["public_key"]
+    assert run_module("wireguard_keypair", check=True, path=str(key))["changed"] is False
+
+
 def test_regenerate_always_makes_a_new_key_and_diff_shows_public_keys_only(run_module, tmp_path):
     key = tmp_path / "wg0.key"
     first = run_module("wireguard_keypair", path=str(key))
