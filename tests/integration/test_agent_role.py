@@ -5,10 +5,11 @@ import time
 
 import pytest
 from conftest import file_digest, flat, node_exec, playbook, recap
+from lab.inventory import DEMO_SERVICE
 
 NATIVE = "native-1,native-2"  # the lifecycle runs skip the emulated node: each task costs seconds there
-DEMO = {"name": "demo", "image": "pico/demo:1.0.0", "port": 8190,
-        "health": {"type": "http", "path": "/healthz", "interval": 2, "start_period": 30}}
+WEB = {"name": "web", "image": "pico/demo:1.0.0", "port": 8190,
+       "health": {"type": "http", "path": "/healthz", "interval": 2, "start_period": 30}}
 
 
 def agent_get(node, path):
@@ -34,9 +35,11 @@ def eventually(check, timeout=60, what="condition"):
 
 
 def agent_run(inventory, tmp_path, services, *args):
-    """Run the agent role with `services` ({node: [spec, ...]}) on the native nodes."""
+    """Run the agent role on the native nodes with `services` ({node: [spec, ...]}) beside the
+    lab's own demo service, which every node keeps, as the inventory gives it."""
     extra = tmp_path / "services.json"
-    extra.write_text(json.dumps({"it_services": services}))
+    extra.write_text(json.dumps({"it_services": {node: [DEMO_SERVICE, *services.get(node, [])]
+                                                 for node in NATIVE.split(",")}}))
     return playbook(inventory, "site.yml", "--tags", "agent", "--limit", NATIVE, "-e", f"@{extra}",
                     "-e", "pico_agent_services={{ it_services[inventory_hostname] | default([]) }}", *args)
 
@@ -49,34 +52,35 @@ def test_every_node_runs_serf_and_the_agent_in_one_cluster(converged):
 
 
 def test_a_service_placed_by_the_role_is_found_by_name_and_removed_with_it(lab_inventory, converged, tmp_path):
-    placed = agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]})
+    placed = agent_run(lab_inventory, tmp_path, {"native-1": [WEB]})
     assert placed.returncode == 0, placed.stdout[-3000:]
     owner = agent_get("native-2", "/v1/members")["members"]
     address = next(m["address"] for m in owner if m["name"] == "native-1")
-    eventually(lambda: resolve("native-2", "demo.service.pico") == [address], 90, "demo resolvable on native-2")
+    eventually(lambda: resolve("native-2", "web.service.pico") == [address], 90, "web resolvable on native-2")
     script = f"import urllib.request, json; print(json.load(urllib.request.urlopen('http://{address}:8190/version'))['version'])"
     assert node_exec("native-2", "python3", "-c", script).strip() == "1.0.0"
 
-    again = agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]})
+    again = agent_run(lab_inventory, tmp_path, {"native-1": [WEB]})
     assert all(r["changed"] == 0 for r in recap(again.stdout).values()), again.stdout[-3000:]
 
     removed = agent_run(lab_inventory, tmp_path, {})
     assert removed.returncode == 0, removed.stdout[-3000:]
-    assert node_exec("native-1", "ls", "/etc/pico-agent/services") == ""
-    eventually(lambda: "pico-demo-0" not in node_exec("native-1", "podman", "ps", "-a", "--format", "{{.Names}}"),
+    assert node_exec("native-1", "ls", "/etc/pico-agent/services").split() == ["demo.json"]
+    eventually(lambda: "pico-web-0" not in node_exec("native-1", "podman", "ps", "-a", "--format", "{{.Names}}"),
                60, "container removed")
-    eventually(lambda: resolve("native-2", "demo.service.pico") == [], 30, "demo gone from DNS")
+    eventually(lambda: resolve("native-2", "web.service.pico") == [], 30, "web gone from DNS")
+    assert "pico-demo-0" in node_exec("native-1", "podman", "ps", "--format", "{{.Names}}")  # the other one stays
 
 
 def test_an_invalid_service_is_refused_on_the_node_and_the_running_one_kept(lab_inventory, converged, tmp_path):
-    assert agent_run(lab_inventory, tmp_path, {"native-1": [DEMO]}).returncode == 0
-    eventually(lambda: resolve("native-1", "demo.service.pico"), 90, "demo healthy")
-    before = file_digest("native-1", "/etc/pico-agent/services/demo.json")
-    bad = agent_run(lab_inventory, tmp_path, {"native-1": [{**DEMO, "replicas": 99}]})
+    assert agent_run(lab_inventory, tmp_path, {"native-1": [WEB]}).returncode == 0
+    eventually(lambda: resolve("native-1", "web.service.pico"), 90, "web healthy")
+    before = file_digest("native-1", "/etc/pico-agent/services/web.json")
+    bad = agent_run(lab_inventory, tmp_path, {"native-1": [{**WEB, "replicas": 99}]})
     assert bad.returncode != 0
     assert "replicas = 99: 0-16 on one node" in flat(bad.stdout)
-    assert file_digest("native-1", "/etc/pico-agent/services/demo.json") == before
-    assert resolve("native-1", "demo.service.pico")  # still running and healthy
+    assert file_digest("native-1", "/etc/pico-agent/services/web.json") == before
+    assert resolve("native-1", "web.service.pico")  # still running and healthy
     assert agent_run(lab_inventory, tmp_path, {}).returncode == 0
 
 
@@ -96,6 +100,21 @@ def test_a_bad_gossip_key_changes_nothing_and_is_not_shown(lab_inventory, conver
 
 
 def test_a_service_name_that_is_no_dns_label_is_refused(lab_inventory, converged, tmp_path):
-    result = agent_run(lab_inventory, tmp_path, {"native-1": [{**DEMO, "name": "Bad_Name"}]})
+    result = agent_run(lab_inventory, tmp_path, {"native-1": [{**WEB, "name": "Bad_Name"}]})
     assert result.returncode != 0
     assert "needs a unique name made of lower-case letters, digits and '-'" in flat(result.stdout)
+
+
+def test_the_labs_demo_runs_on_every_node_the_emulated_pi_zero_included(converged):
+    """The lab inventory's workload: a demo container on each node, found by DNS from any of them."""
+    members = {m["name"]: m["address"] for m in agent_get("native-1", "/v1/members")["members"]}
+    assert sorted(members) == ["native-1", "native-2", "pizero-1"]
+    eventually(lambda: resolve("native-1", "demo.service.pico") == sorted(members.values()), 120,
+               "every node's demo instance in DNS")
+    # Inside the Pi Zero's container, ARMv6 (the board's CPU, through the lab's native crun).
+    machine = node_exec("pizero-1", "podman", "exec", "pico-demo-0", "python3", "-c",
+                        "import platform; print(platform.machine())")
+    assert machine.strip() == "armv6l"
+    script = ("import json, urllib.request; "
+              f"print(json.load(urllib.request.urlopen('http://{members['pizero-1']}:8080/version', timeout=10))['version'])")
+    assert node_exec("native-2", "python3", "-c", script).strip() == "1.0.0"

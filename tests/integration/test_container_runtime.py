@@ -1,8 +1,9 @@
 """The container runtime role on real lab nodes over SSH: offline images, re-runs, and bad input.
 
 site.yml (the `converged` fixture) gives every node Podman, the Docker API at /run/docker.sock
-and the lab's demo images for its architecture. A demo container runs on native-1 throughout,
-so each refused run can show that what was running and stored is still there.
+and the lab's demo images for its architecture. A demo container started through the API runs
+on the emulated Pi Zero throughout, so each refused run can show that what was running and
+stored is still there.
 """
 import json
 
@@ -23,12 +24,12 @@ def node_state(node):
 
 @pytest.fixture(scope="module")
 def demo_running(converged):
-    """The demo service, v1, running on native-1 through the node's Docker API."""
+    """The demo service, v1, running on the emulated Pi Zero through the node's Docker API."""
     start = ("import docker; docker.DockerClient(base_url='unix:///run/docker.sock').containers.run("
              "'pico/demo:1.0.0', name='it-demo', detach=True, network_mode='host', environment={'PORT': '18081'})")
-    node_exec("native-1", "python3", "-c", start)
+    node_exec("pizero-1", "python3", "-c", start)
     yield
-    node_exec("native-1", "sh", "-c", "podman rm -f it-demo >/dev/null")
+    node_exec("pizero-1", "sh", "-c", "podman rm -f it-demo >/dev/null")
 
 
 def test_every_node_has_its_architectures_demo_images(converged):
@@ -40,13 +41,16 @@ def test_every_node_has_its_architectures_demo_images(converged):
 
 
 def test_the_demo_service_answers_through_the_runtime(demo_running):
-    answer = node_exec("native-1", "python3", "-c", (
+    answer = node_exec("pizero-1", "python3", "-c", (
         "import json, time, urllib.request\n"
-        "for _ in range(100):\n"
+        "for _ in range(300):\n"
         "    try:\n"
         "        print(urllib.request.urlopen('http://127.0.0.1:18081/version').read().decode()); break\n"
         "    except OSError: time.sleep(0.1)\n"))
     assert json.loads(answer)["version"] == "1.0.0"
+    # The board's CPU inside the container: the lab runs it with the board's QEMU_CPU.
+    assert node_exec("pizero-1", "podman", "exec", "it-demo", "python3", "-c",
+                     "import platform; print(platform.machine())").strip() == "armv6l"
 
 
 def test_a_rerun_copies_nothing_and_changes_nothing(lab_inventory, demo_running):
@@ -64,7 +68,7 @@ def _refused(lab_inventory, *args):
     assert all(r["changed"] == 0 for r in recap(result.stdout).values()), result.stdout[-3000:]
     after = {node: node_state(node) for node in ("native-1", "pizero-1")}
     assert after == before  # same images, same running containers
-    assert "it-demo" in after["native-1"]["running"]
+    assert "it-demo" in after["pizero-1"]["running"]
     return flat(result.stdout)
 
 

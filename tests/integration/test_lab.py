@@ -42,6 +42,16 @@ def test_lab_nodes_are_systemd_containers_with_their_own_host_keys(lab_inventory
     assert len(keys) == 2
 
 
+def test_ready_waits_for_the_services_and_says_how_to_look_at_them(lab_inventory, converged):
+    ready = lab_cli("ready", "--name", LAB_NAME, "--inventory", str(lab_inventory), "--timeout", "180")
+    assert ready.returncode == 0, ready.stderr
+    rows = [line.split() for line in ready.stdout.splitlines() if line.startswith(("native-", "pizero-"))]
+    assert [(row[0], row[-1]) for row in rows] == [
+        ("native-1", "demo:healthy"), ("native-2", "demo:healthy"), ("pizero-1", "demo:healthy")]
+    assert "dig @127.0.0.1 -p 8600 demo.service.pico" in ready.stdout
+    assert "curl -s http://10.99." in ready.stdout
+
+
 def test_up_again_with_the_same_shape_is_a_no_op(lab_inventory):
     again = lab_cli("up", "--name", LAB_NAME, "--mix", LAB_MIX, "--subnet", LAB_SUBNET,
                     "--ssh-port-base", str(LAB_PORT_BASE), "--inventory", str(lab_inventory))

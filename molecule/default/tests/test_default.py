@@ -242,3 +242,47 @@ def test_api_and_dns_listen_on_loopback_and_the_mesh_only(host):
     sockets = sorted({line.split()[4] for line in listening.splitlines() if line.split()[4].endswith((":8500", ":8600"))})
     mesh = _mesh_address(host)
     assert sockets == sorted({"127.0.0.1:8500", "127.0.0.1:8600", f"{mesh}:8500", f"{mesh}:8600"})
+
+
+# -- containers on the boards (the agent runs the demo through the Docker API) --------------------
+
+DEMO_CONTAINER = """
+import docker, json
+box = docker.DockerClient(base_url="unix:///run/docker.sock").containers.get("pico-demo-0")
+inside = lambda *argv: box.exec_run(list(argv)).output.decode().strip()
+print(json.dumps(%s))
+"""
+
+
+def _demo_container(host, expression):
+    """Evaluate `expression` on the node, with `box` the agent's demo container through the Docker API."""
+    return json.loads(host.check_output("python3 - <<'EOF'\n%s\nEOF" % (DEMO_CONTAINER % expression)))
+
+
+def test_the_demo_container_runs_on_the_boards_own_cpu(host):
+    """Inside the container, Python sees the board's CPU: armv6l on a Pi Zero, aarch64 on a Zero 2 W."""
+    machine = _demo_container(host, "inside('python3', '-c', 'import platform; print(platform.machine())')")
+    assert machine == EXPECTED_MACHINE[_name(host)]
+    # Podman names local images localhost/<name>.
+    state = _demo_container(host, "[box.status, [t.replace('localhost/', '') for t in box.image.tags], box.labels['pico.service']]")
+    assert state == ["running", ["pico/demo:1.0.0"], "demo"]
+
+
+def test_the_demo_answers_healthz_inside_its_container(host):
+    fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status)"
+    assert _demo_container(host, f"inside('python3', '-c', {fetch!r})") == "200"
+
+
+def test_every_boards_demo_is_found_by_dns_and_answers_over_the_mesh(host):
+    members = {m["name"]: m["address"] for m in _agent_get(host, "/v1/members")["members"]}
+    assert len(members) == len(EXPECTED_MACHINE)
+    # Containers started during converge; under emulation one may still be in its start period.
+    for _ in range(60):
+        if _dns(host, "demo.service.pico") == (0, sorted(members.values())):
+            break
+        host.run("sleep 2")
+    assert _dns(host, "demo.service.pico") == (0, sorted(members.values()))
+    for name, address in members.items():
+        assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 http://{address}:8080/healthz") == "200", name
+        version = json.loads(host.check_output(f"curl -s --max-time 10 http://{address}:8080/version"))
+        assert version["version"] == "1.0.0", name
