@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,11 +22,22 @@ def node_exec(lab: str, node: str, *cmd: str) -> str:
 
 def playbook(inventory: Path, *args: str) -> float:
     """Seconds one ansible-playbook run took; a failed run ends the benchmark with its output."""
+    return playbook_output(inventory, *args)[0]
+
+
+def playbook_output(inventory: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Seconds and output of one ansible-playbook run; a failed run ends the benchmark."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts")}
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})}
     start = time.monotonic()
     result = subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"bench: ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
-    return time.monotonic() - start
+    return time.monotonic() - start, result.stdout
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """{host: {ok: n, changed: n, ...}} from a PLAY RECAP."""
+    return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+            for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
