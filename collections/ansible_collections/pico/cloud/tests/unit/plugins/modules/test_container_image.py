@@ -100,8 +100,9 @@ def test_probe_reports_too_little_space_without_changing_anything(run_module, im
     assert "pico_container_runtime_image_keep" in result["space_problem"]
 
 
-def test_unreachable_socket_names_the_fix(run_module, tmp_path, repo):
-    result = run_module("container_image", name=repo + ":1.0", api_socket=str(tmp_path / "none.sock"))
+def test_unreachable_socket_names_the_fix(run_module, tmp_path):
+    """Needs no engine: the socket is one nobody listens on."""
+    result = run_module("container_image", name="pico-test/none:1.0", api_socket=str(tmp_path / "none.sock"))
     assert result["failed"] is True
     assert "cannot reach the container API" in result["msg"] and "container_runtime" in result["msg"]
 
@@ -133,6 +134,7 @@ def test_prune_keeps_the_newest_and_what_containers_use(run_module, image_archiv
     assert again["changed"] is False
 
 
-def test_prune_refuses_keep_zero(run_module, repo):
-    result = run_module("container_image_prune", keep=0, repositories=[repo], api_socket=SOCKET)
+def test_prune_refuses_keep_zero(run_module, tmp_path):
+    """Refused before the engine is asked: no engine needed."""
+    result = run_module("container_image_prune", keep=0, repositories=["pico-test/none"], api_socket=str(tmp_path / "none.sock"))
     assert result["failed"] is True and "keep must be at least 1" in result["msg"]
