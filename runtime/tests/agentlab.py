@@ -46,6 +46,20 @@ def free_ports(count: int) -> list[int]:
     return found
 
 
+def parse_metrics(text: str) -> dict[str, dict[str, float]]:
+    """{family: {'{labels}': value}} from Prometheus text; a family without samples maps to {}."""
+    families: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            families.setdefault(line.split()[2], {})
+        elif line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            name, _, labels = name_labels.partition("{")
+            family = name if name in families else next((f for f in families if name.startswith(f + "_")), name)
+            families.setdefault(family, {})[name[len(family):] + "{" + labels if labels else name[len(family):]] = float(value)
+    return families
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
@@ -70,6 +84,9 @@ class Node:
     serf: subprocess.Popen | None = None
     agent: subprocess.Popen | None = None
     extra_config: dict = field(default_factory=dict)
+    # [supervisor] settings: short back-off for tests, unless a test asks for others.
+    supervisor_config: dict = field(default_factory=lambda: {"backoff_initial": 0.5, "backoff_max": 4,
+                                                              "backoff_reset": 30, "stop_timeout": 2})
 
     @property
     def services_dir(self) -> Path:
@@ -90,8 +107,8 @@ class Node:
         lines += [f"{k} = {json.dumps(v)}" for k, v in self.extra_config.items()]
         lines += ["[serf]", f'rpc_address = "127.0.0.1:{self.rpc_port}"',
                   f'rpc_auth_file = "{self.root / "serf-rpc.json"}"', "sync_interval = 5",
-                  "[supervisor]", f'docker_socket = "{self.docker_socket}"', f"interval = {self.interval}",
-                  "backoff_initial = 0.5", "backoff_max = 4", "backoff_reset = 30", "stop_timeout = 2"]
+                  "[supervisor]", f'docker_socket = "{self.docker_socket}"', f"interval = {self.interval}"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in self.supervisor_config.items()]
         (self.root / "agent.toml").write_text("\n".join(lines) + "\n")
 
     def start_serf(self, keyring: Path, join: list[int]) -> None:
@@ -107,6 +124,9 @@ class Node:
         command = [str(bundle)] if bundle else ["-m", "pico_agent"]
         self.agent = subprocess.Popen([sys.executable, *command, "--config", str(self.root / "agent.toml")],
                                       env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT)
+
+    def running(self) -> bool:
+        return all(proc is not None and proc.poll() is None for proc in (self.serf, self.agent))
 
     def kill(self) -> None:
         """A node dying: no goodbye to anyone."""
@@ -209,9 +229,11 @@ class AgentLab:
                         proc.wait()
 
     def all_see(self, count: int, status: str = "alive") -> bool:
+        """Every node's agent runs and sees `count` members in `status`. A node whose agent or Serf
+        is not running makes this False: readiness must not pass because nobody is there to ask."""
         for node in self.nodes:
-            if node.agent is None or node.agent.poll() is not None:
-                continue
+            if not node.running():
+                return False
             seen = node.members()
             if sum(1 for s in seen.values() if s == status) != count:
                 return False
