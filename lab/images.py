@@ -243,21 +243,26 @@ def image_exists(ref: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
 
 
+APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+APT_LEGACY_SOURCES = Path("/etc/apt/sources.list")
+FALLBACK_MIRROR = "http://deb.debian.org/debian"
+
+
 def debian_mirror() -> str:
     """The mirror this machine's apt uses, so the lab builds from the same place."""
     if os.environ.get("PICO_LAB_MIRROR"):
         return os.environ["PICO_LAB_MIRROR"]
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    sources = APT_SOURCES
     if sources.exists():
         for match in re.finditer(r"^URIs:\s*(\S+)", sources.read_text(), re.M):
             if not match.group(1).rstrip("/").endswith("-security"):
                 return match.group(1)
-    legacy = Path("/etc/apt/sources.list")
+    legacy = APT_LEGACY_SOURCES
     if legacy.exists():
-        match = re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+\s", legacy.read_text(), re.M)
-        if match and "security" not in match.group(1):
-            return match.group(1)
-    return "http://deb.debian.org/debian"
+        for match in re.finditer(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+\s", legacy.read_text(), re.M):
+            if "security" not in match.group(1):
+                return match.group(1)
+    return FALLBACK_MIRROR
 
 
 def check_binfmt(kind: NodeKind) -> None:

@@ -77,11 +77,22 @@ def test_recipe_hash_is_stable_and_follows_the_recipe(monkeypatch):
     assert images.recipe_hash(images.KINDS["native"]) != images.recipe_hash(kind)
 
 
-def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch):
-    monkeypatch.setenv("PICO_LAB_MIRROR", "http://mirror.example/debian")
-    assert images.debian_mirror() == "http://mirror.example/debian"
-    monkeypatch.delenv("PICO_LAB_MIRROR")
-    assert images.debian_mirror().startswith("http")
+def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv("PICO_LAB_MIRROR", raising=False)
+    deb822, legacy = tmp_path / "debian.sources", tmp_path / "sources.list"
+    monkeypatch.setattr(images, "APT_SOURCES", deb822)
+    monkeypatch.setattr(images, "APT_LEGACY_SOURCES", legacy)
+    deb822.write_text("Types: deb\nURIs: http://security.example/debian-security\n\n"
+                      "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n")
+    assert images.debian_mirror() == "http://mirror.example/debian"  # the first that is not -security
+    deb822.unlink()
+    legacy.write_text("deb http://security.example/debian-security bookworm-security main\n"
+                      "deb [arch=amd64] http://legacy.example/debian bookworm main\n")
+    assert images.debian_mirror() == "http://legacy.example/debian"
+    legacy.unlink()
+    assert images.debian_mirror() == images.FALLBACK_MIRROR
+    monkeypatch.setenv("PICO_LAB_MIRROR", "http://override.example/debian")
+    assert images.debian_mirror() == "http://override.example/debian"
 
 
 def test_emulated_recipes_follow_the_native_runtime_they_copy(monkeypatch):

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import tempfile
 
@@ -27,7 +28,11 @@ def write_atomic(module, path, content, mode=None):
     try:
         fd, tmp_path = tempfile.mkstemp(prefix=".pico-", dir=directory)
     except OSError as exc:
-        module.fail_json(msg="cannot write %s: %s (is the file system read-only or full?)" % (path, exc))
+        if exc.errno == errno.EROFS:
+            module.fail_json(msg="cannot write %s: %s is on a read-only file system (a card the kernel set "
+                                 "read-only, or mounted so: `mount -o remount,rw %s`); the file is unchanged"
+                                 % (path, directory, directory))
+        module.fail_json(msg="cannot write %s: %s (is the file system full?); the file is unchanged" % (path, exc))
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)

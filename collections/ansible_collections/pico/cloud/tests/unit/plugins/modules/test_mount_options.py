@@ -79,7 +79,8 @@ def test_read_only_file_system_fails_and_keeps_the_file(run_module, tmp_path):
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         result = run_module("mount_options", path=str(mnt / "fstab"), mountpoints=["/boot/firmware"], options=["noatime"])
         assert result["failed"] is True
-        assert "read-only" in result["msg"]
+        assert f"{mnt} is on a read-only file system" in result["msg"]
+        assert f"mount -o remount,rw {mnt}" in result["msg"] and "the file is unchanged" in result["msg"]
         assert (mnt / "fstab").read_text() == FSTAB
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
