@@ -1,12 +1,13 @@
 """A small lab of native nodes, brought up once for the integration tests and torn down after."""
 import hashlib
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.playbook_run import PlaybookRun, expect_success, run_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_NAME = "pico-it"
@@ -14,6 +15,8 @@ LAB_SUBNET = "172.28.60.0/24"
 LAB_PORT_BASE = 2400
 # Two native nodes for speed, one emulated Pi Zero so the SSH path to ARMv6 is tested too.
 LAB_MIX = "native=2,pizero=1"
+NODES = ("native-1", "native-2", "pizero-1")
+NATIVE = ("native-1", "native-2")
 
 
 def lab_cli(*args, env=None):
@@ -21,12 +24,11 @@ def lab_cli(*args, env=None):
                           check=False, env={**os.environ, **(env or {})})
 
 
-def playbook(inventory, *args, env=None):
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
-           # a private fact cache: tests must not see facts of another lab
-           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})}
-    return subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, capture_output=True,
-                          text=True, check=False, env=env)
+def playbook(inventory, *args, env=None) -> PlaybookRun:
+    """A run against this lab; judge it with expect_success / expect_unchanged / expect_refused."""
+    # a private fact cache: tests must not see facts of another lab
+    return run_playbook(inventory, *args, env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"),
+                                               **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ def converged(lab_inventory):
     """The first site.yml run on the fresh lab, verbose and logged, as (result, ansible log text)."""
     log = lab_inventory.parent / "ansible.log"
     result = playbook(lab_inventory, "site.yml", "-vv", env={"ANSIBLE_LOG_PATH": str(log)})
-    assert result.returncode == 0, result.stdout[-3000:]
+    expect_success(result, NODES, changed=True)
     return result, log.read_text()
 
 
@@ -57,16 +59,3 @@ def node_exec(node, *cmd):
 def file_digest(node, path):
     """SHA-256 of a file on a lab node: proof that a refused run left it as it was."""
     return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()
-
-
-def recap(output):
-    """{host: {ok: n, changed: n, failed: n, ...}} from a PLAY RECAP."""
-    found = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
-        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return found
-
-
-def flat(text):
-    """Output with runs of whitespace made single spaces: the YAML callback folds long messages."""
-    return " ".join(text.split())

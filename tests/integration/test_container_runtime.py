@@ -9,9 +9,11 @@ import json
 
 import pytest
 
+from ansible_collections.pico.cloud.tests.unit.conftest import build_image_archive
 from lab.workloads import archive_path
 
-from conftest import flat, node_exec, playbook, recap
+from conftest import NODES, node_exec, playbook
+from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 def node_state(node):
     """Images (name=ID) and running containers, read with the podman CLI: no API service to start,
@@ -55,8 +57,7 @@ def test_the_demo_service_answers_through_the_runtime(demo_running):
 
 def test_a_rerun_copies_nothing_and_changes_nothing(lab_inventory, demo_running):
     result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "-v")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert all(r["changed"] == 0 for r in recap(result.stdout).values()), result.stdout[-3000:]
+    expect_unchanged(result, NODES)
     assert "transferred_bytes: 0" in result.stdout
     assert "transferred_bytes: 2" not in result.stdout  # no 2x MB archive went anywhere
 
@@ -64,12 +65,11 @@ def test_a_rerun_copies_nothing_and_changes_nothing(lab_inventory, demo_running)
 def _refused(lab_inventory, *args):
     before = {node: node_state(node) for node in ("native-1", "pizero-1")}
     result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", *args)
-    assert result.returncode != 0
-    assert all(r["changed"] == 0 for r in recap(result.stdout).values()), result.stdout[-3000:]
+    expect_refused(result, NODES)
     after = {node: node_state(node) for node in ("native-1", "pizero-1")}
     assert after == before  # same images, same running containers
     assert "it-demo" in after["pizero-1"]["running"]
-    return flat(result.stdout)
+    return result.text
 
 
 def test_unknown_runtime_is_refused_before_anything_changes(lab_inventory, demo_running):
@@ -116,17 +116,15 @@ def test_full_staging_disk_fails_clearly_and_keeps_everything(lab_inventory, dem
         before = node_state("native-1")
         result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1",
                           "-e", "pico_container_runtime_staging_dir=/var/tmp/small")
-        assert result.returncode != 0
-        output = flat(result.stdout)
-        assert "not enough disk space to load the image (/var/tmp/small has 16 MiB free, needs 2" in output
-        assert "nothing was changed" in output
+        expect_refused(result, ["native-1"], "not enough disk space to load the image (/var/tmp/small has 16 MiB free, needs 2",
+                       "nothing was changed")
         assert node_state("native-1") == before
         assert node_exec("native-1", "ls", "-A", "/var/tmp/small") == ""
     finally:
         node_exec("native-1", "umount", "/var/tmp/small")
     # With room again, the same run loads it.
-    result = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
-    assert result.returncode == 0, result.stdout[-3000:]
+    expect_success(playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1"), ["native-1"],
+                   changed=True)
     assert any(i.startswith("pico/demo:2.0.0=") for i in node_state("native-1")["images"])
 
 
@@ -147,13 +145,41 @@ def test_pull_from_a_site_registry_only_when_missing(lab_inventory, converged):
         site = json.dumps({"pico_container_runtime_images": [{"name": image, "pull": True, "digest": expected}],
                            "pico_container_runtime_insecure_registries": [registry]})
         first = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site, "-v")
-        assert first.returncode == 0, first.stdout[-3000:]
+        expect_success(first, ["native-1"], changed=True)
         assert "action: pulled" in first.stdout
         assert f"{image}={expected}" in node_state("native-1")["images"]
         again = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1", "-e", site)
-        assert again.returncode == 0 and recap(again.stdout)["native-1"]["changed"] == 0, again.stdout[-3000:]
+        expect_unchanged(again, ["native-1"])
     finally:
         node_exec("native-2", "systemctl", "stop", "pico-test-registry")
         node_exec("native-1", "sh", "-c", f"podman rmi {image} >/dev/null 2>&1 || true")
-        restore = playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1")
-        assert restore.returncode == 0, restore.stdout[-3000:]
+        expect_success(playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-1"), ["native-1"])
+
+
+def test_the_role_prunes_the_oldest_unused_version_as_new_ones_arrive(lab_inventory, converged, tmp_path):
+    """keep=2 at role level: v1 and v2 loaded, then v2 and v3 asked for: v1, no longer listed and
+    used by no container, is removed; the lab's own demo images, in use, stay."""
+    repo = "pico-test/prune"
+    archives = {}
+    for day, version in enumerate(("1.0.0", "2.0.0", "3.0.0"), start=1):
+        path = tmp_path / f"prune-{version}.tar"
+        build_image_archive(path, f"{repo}:{version}", payload=version.encode(), created=f"2024-01-0{day}T00:00:00Z")
+        archives[version] = {"name": f"{repo}:{version}", "archive": str(path)}
+
+    def role_with(*versions):
+        images = json.dumps({"pico_container_runtime_images": [archives[v] for v in versions]})
+        return playbook(lab_inventory, "site.yml", "--tags", "container_runtime", "--limit", "native-2", "-e", images)
+
+    def versions():
+        return sorted(i.split("=")[0].split(":")[1] for i in node_state("native-2")["images"] if i.startswith(repo))
+
+    lab_demo = [i for i in node_state("native-2")["images"] if i.startswith("pico/demo:1.0.0=")]
+    try:
+        expect_success(role_with("1.0.0", "2.0.0"), ["native-2"], changed=True)
+        assert versions() == ["1.0.0", "2.0.0"]
+        expect_success(role_with("2.0.0", "3.0.0"), ["native-2"], changed=True)
+        assert versions() == ["2.0.0", "3.0.0"]
+        assert lab_demo and lab_demo[0] in node_state("native-2")["images"]  # in use by the lab's demo service
+        expect_unchanged(role_with("2.0.0", "3.0.0"), ["native-2"])
+    finally:
+        node_exec("native-2", "sh", "-c", f"podman images -q {repo} | xargs -r podman rmi -f >/dev/null")

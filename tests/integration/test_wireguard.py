@@ -7,9 +7,9 @@ import time
 import pytest
 import yaml
 
-from conftest import LAB_NAME, file_digest, flat, node_exec, playbook, recap
+from conftest import LAB_NAME, NATIVE, NODES, file_digest, node_exec, playbook
+from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
-NODES = ("native-1", "native-2", "pizero-1")
 
 
 def mesh_addresses():
@@ -56,16 +56,22 @@ def _peers(node):
     return node_exec(node, "wg", "show", "wg0", "peers").split()
 
 
+def _serf_pid(node):
+    return node_exec(node, "systemctl", "show", "-p", "MainPID", "--value", "serf").strip()
+
+
 def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converged, tmp_path):
     without_pizero = yaml.safe_load(lab_inventory.read_text())
     del without_pizero["all"]["children"]["pico_nodes"]["children"]["pizero"]
     smaller = tmp_path / "hosts.yml"
     smaller.write_text(yaml.safe_dump(without_pizero))
     pids = {node: _wireguard_go_pid(node) for node in ("native-1", "native-2")}
+    serf_pids = {node: _serf_pid(node) for node in NODES}
+    assert all(pid not in ("", "0") for pid in serf_pids.values())
     target = mesh_addresses()["native-2"]
 
     removed = playbook(smaller, "site.yml", env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(lab_inventory.parent / "facts")})
-    assert removed.returncode == 0, removed.stdout[-3000:]
+    expect_success(removed, NATIVE, changed=True)
     assert len(_peers("native-1")) == 1 and len(_peers("native-2")) == 1
 
     # Add the node back while native-1 pings native-2 over the mesh every 0.2 s
@@ -76,9 +82,10 @@ def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converg
     finally:
         subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-native-1", "pkill", "-INT", "-x", "ping"], check=False)
         out, _ = pinger.communicate(timeout=30)
-    assert added.returncode == 0, added.stdout[-3000:]
+    expect_success(added, NODES)
     assert len(_peers("native-1")) == 2 and len(_peers("native-2")) == 2
     assert {node: _wireguard_go_pid(node) for node in pids} == pids  # never restarted
+    assert {node: _serf_pid(node) for node in NODES} == serf_pids  # no Serf restarted for a new member
     assert " 0% packet loss" in out, out[-500:]
     node_exec("native-1", "ping", "-c", "2", "-W", "3", mesh_addresses()["pizero-1"])
 
@@ -98,9 +105,7 @@ def _conf_digest():
 def test_bad_mesh_plan_stops_every_node_before_any_change(lab_inventory, converged, extra_vars, message):
     before = _conf_digest()
     result = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "-e", json.dumps(extra_vars))
-    assert result.returncode != 0
-    assert message in flat(result.stdout)
-    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+    expect_refused(result, NODES, message)
     assert "Write the mesh configuration" not in result.stdout
     assert _conf_digest() == before
 
@@ -113,13 +118,30 @@ def test_invalid_key_file_stops_every_node(lab_inventory, converged):
         result = playbook(lab_inventory, "site.yml", "--tags", "wireguard")
     finally:
         node_exec("native-2", "mv", "/root/wg0.key.saved", "/etc/wireguard/wg0.key")
-    assert result.returncode != 0
-    assert "native-2: /etc/wireguard/wg0.key does not hold a valid WireGuard private key" in flat(result.stdout)
-    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+    expect_refused(result, NODES, "native-2: /etc/wireguard/wg0.key does not hold a valid WireGuard private key")
     assert _conf_digest() == before
 
 
 def test_a_limited_run_is_refused(lab_inventory, converged):
     result = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native")
-    assert result.returncode != 0
-    assert "pizero-1 of group pico_nodes are not in this play (--limit?)" in flat(result.stdout)
+    expect_refused(result, NATIVE, "pizero-1 of group pico_nodes are not in this play (--limit?)")
+
+
+def test_key_rotation_changes_every_key_keeps_them_private_and_the_mesh_up(lab_inventory, converged):
+    """playbooks/rotate-wireguard-keys.yml on the lab, every key due (minimum age 0)."""
+    public = {node: node_exec(node, "cat", "/etc/wireguard/wg0.key.pub").strip() for node in NODES}
+    rotated = playbook(lab_inventory, "playbooks/rotate-wireguard-keys.yml", "-e", "pico_wireguard_rotate_min_age_hours=0")
+    expect_success(rotated, NODES, changed=True)
+    for node in NODES:
+        private = node_exec(node, "cat", "/etc/wireguard/wg0.key").strip()
+        assert len(private) == 44
+        assert private not in rotated.stdout + rotated.stderr, node
+        assert node_exec(node, "cat", "/etc/wireguard/wg0.key.pub").strip() != public[node], node
+        assert node_exec(node, "wg", "show", "wg0", "public-key").strip() != public[node], node
+    addresses = mesh_addresses()
+    for node in NODES:
+        for other, address in addresses.items():
+            if other != node:
+                node_exec(node, "ping", "-c", "2", "-W", "3", address)
+    # Keys are now younger than the default minimum age: a re-run rotates nothing.
+    expect_unchanged(playbook(lab_inventory, "playbooks/rotate-wireguard-keys.yml"), NODES)
