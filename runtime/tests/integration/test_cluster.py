@@ -6,7 +6,7 @@ import subprocess
 from contextlib import contextmanager
 
 import pytest
-from agentlab import AgentLab, PortListener, free_ports, wait_for
+from agentlab import AgentLab, PortListener, free_ports, parse_metrics, wait_for
 from dnslib import RCODE
 
 NODES = 5
@@ -201,3 +201,39 @@ def test_metrics_count_members_and_services(cluster):
     assert f'pico_members{{status="alive"}} {NODES}' in text
     assert "pico_serf_connected 1" in text
     assert "pico_reconcile_duration_seconds_count" in text
+
+
+def test_every_metric_family_reports_what_the_node_sees(cluster):
+    """Each family /metrics serves, against a state the test sets up (the Pi-only temperature and
+    throttling families are tested against fake sysfs files in the unit tests)."""
+    node = cluster.nodes[0]
+
+    def metrics():
+        status, text = node.get("/metrics")
+        assert status == 200
+        return parse_metrics(text)
+
+    broken = node.services_dir / "broken.json"
+    with published(node, "metered"):
+        wait_for(lambda: node.resolve("metered.service.pico") == ["127.0.0.1"], 15, what="metered resolvable")
+        broken.write_text("{not json")
+        try:
+            wait_for(lambda: metrics()["pico_service_files_invalid"] == {"": 1}, 15, what="the invalid file counted")
+            before = metrics()["pico_dns_queries_total"][""]
+            for _ in range(3):
+                node.dns("metered.service.pico")
+            m = metrics()
+        finally:
+            broken.unlink()
+    assert m["pico_dns_queries_total"] == {"": before + 3}
+    assert m["pico_members"] == {'{status="alive"}': NODES, '{status="leaving"}': 0, '{status="left"}': 0,
+                                 '{status="failed"}': 0}
+    assert m["pico_serf_connected"] == {"": 1}
+    assert m["pico_services"] == {"": 1}
+    assert m["pico_service_instances"] == {'{service="metered"}': 1}
+    assert m["pico_local_instances"] == {'{service="metered",health="healthy"}': 1}
+    assert m["pico_restarts_total"] == {}  # no container service here: see test_supervisor for counts
+    assert m["pico_reconcile_duration_seconds"]["_count"] > 0
+    assert 0 <= m["pico_reconcile_duration_seconds"]['{quantile="1"}'] < 1
+    assert m["pico_peer_fetch_failures_total"] == {"": 0}
+    assert "pico_node_temperature_celsius" not in m  # no Pi firmware on this machine

@@ -3,12 +3,15 @@ and a node coming back with neither network nor controller."""
 
 import json
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
 from agentlab import AgentLab, free_ports, wait_for
 
+REPO = Path(__file__).resolve().parents[3]
+BUNDLE_BUILDER = REPO / "collections/ansible_collections/pico/cloud/roles/agent/files/build_bundle.py"
+AGENT_SOURCE = REPO / "runtime/src/pico_agent"
 ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
 IMAGE = "pico/demo:1.0.0"
 SOCKET = "/var/run/docker.sock"
@@ -52,6 +55,14 @@ def demo(port, **extra):
                        "start_period": 10}}
     spec.update(extra)
     return spec
+
+
+def reconcile_passes(node) -> int:
+    """How many reconcile passes the agent has made (its metrics count each one)."""
+    status, text = node.get("/metrics")
+    assert status == 200
+    return int(next(line.split()[-1] for line in text.splitlines()
+                    if line.startswith("pico_reconcile_duration_seconds_count")))
 
 
 def healthy_local(node, service="demo"):
@@ -146,7 +157,9 @@ def test_an_invalid_file_leaves_the_running_service_untouched(node):
     wait_for(lambda: node.get("/v1/health")[0] == 503, 15, what="health degraded")
     status, health = node.get("/v1/health")
     assert any("replicas = 99" in p for p in health["problems"]), health
-    time.sleep(3)
+    # Not a fixed sleep: three full reconcile passes must have seen the invalid file.
+    seen = reconcile_passes(node)
+    wait_for(lambda: reconcile_passes(node) >= seen + 3, 30, what="three reconcile passes")
     assert containers(node)["pico-demo-0"] == before
     assert healthy_local(node) == [f"{node.name}/demo-0"]
 
@@ -172,6 +185,66 @@ def test_services_come_back_after_a_reboot_with_no_network_and_no_controller(tmp
         wait_for(lambda: healthy_local(node), 30, what="service back after reboot")
         assert node.resolve("demo.service.pico") == ["127.0.0.1"]  # its own DNS still answers
         assert node.get("/v1/health")[1]["serf_connected"] is False
+    finally:
+        lab.stop()
+        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+            docker("rm", "-f", cid)
+
+
+def test_back_off_restarts_from_the_beginning_after_a_healthy_spell(tmp_path, demo_image):
+    """restarts_in_a_row counts up with each restart and goes back to 0 once the instance has been
+    healthy for backoff_reset seconds (60 by default; 3 here)."""
+    lab = AgentLab(tmp_path, 1, docker_socket=SOCKET, interval=1, prefix="reset")
+    node = lab.nodes[0]
+    node.supervisor_config = {"backoff_initial": 0.5, "backoff_max": 4, "backoff_reset": 3, "stop_timeout": 2}
+    lab.start()
+
+    def in_a_row():
+        status, health = node.get("/v1/health")
+        return next((i["restarts_in_a_row"] for i in health["instances"] if i["service"] == "demo"), None) \
+            if status in (200, 503) else None
+
+    try:
+        node.add_service(demo(free_ports(1)[0]))
+        wait_for(lambda: healthy_local(node), 30, what="healthy")
+        docker("kill", "pico-demo-0")
+        wait_for(lambda: restarts(node) == 1, 20, what="restarted")
+        assert in_a_row() == 2  # the first start and the restart
+        wait_for(lambda: in_a_row() == 0, 20, what="back-off reset after 3 s healthy")
+        assert healthy_local(node)
+    finally:
+        lab.stop()
+        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+            docker("rm", "-f", cid)
+
+
+def test_containers_survive_an_agent_stop_and_upgrade_and_restart_counts_survive(tmp_path, demo_image):
+    """SIGTERM the agent: its container keeps running. Start the installed form of the agent (the
+    role's zipapp) in its place: the same container is adopted, nothing restarts, and the restart
+    counted before is still counted."""
+    bundle = tmp_path / "pico-agent.pyz"
+    built = subprocess.run([sys.executable, str(BUNDLE_BUILDER), str(AGENT_SOURCE), str(bundle)],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    lab = AgentLab(tmp_path / "lab", 1, docker_socket=SOCKET, interval=1, prefix="upgrade")
+    node = lab.nodes[0]
+    lab.start()
+    try:
+        node.add_service(demo(free_ports(1)[0]))
+        wait_for(lambda: healthy_local(node), 30, what="healthy")
+        docker("kill", "pico-demo-0")
+        wait_for(lambda: restarts(node) == 1 and healthy_local(node), 30, what="restarted once and healthy")
+        container = containers(node)["pico-demo-0"]
+
+        assert node.stop_agent() == 0
+        assert containers(node)["pico-demo-0"] == container  # still running without its agent
+
+        node.start_agent(bundle)
+        wait_for(lambda: healthy_local(node), 30, what="the new agent publishing the same instance")
+        seen = reconcile_passes(node)
+        wait_for(lambda: reconcile_passes(node) >= seen + 2, 20, what="two reconcile passes of the new agent")
+        assert containers(node)["pico-demo-0"] == container  # adopted, not replaced
+        assert restarts(node) == 1
     finally:
         lab.stop()
         for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():

@@ -12,6 +12,9 @@ def test_defaults_fill_what_the_file_leaves_out():
     assert (config.http_port, config.dns_port, config.domain) == (8500, 8600, "pico")
     assert config.serf.rpc_host_port == ("127.0.0.1", 7373)
     assert config.supervisor.docker_socket == Path("/run/docker.sock")
+    # docs/agent.md: restarts back off from 1 s, doubling, at most 60 s, and reset after 60 s of health
+    sup = config.supervisor
+    assert (sup.backoff_initial, sup.backoff_max, sup.backoff_reset) == (1.0, 60.0, 60.0)
 
 
 def test_a_full_file_loads(tmp_path):
