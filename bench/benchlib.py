@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The ansible-playbook of the Python running the bench (.venv/bin/python bench/...), PATH or not.
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook")) \
+    if Path(sys.executable).with_name("ansible-playbook").exists() else "ansible-playbook"
 
 
 def container(lab: str, node: str) -> str:
@@ -30,7 +33,7 @@ def playbook_output(inventory: Path, *args: str, env: dict[str, str] | None = No
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})}
     start = time.monotonic()
-    result = subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, env=env,
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), *args], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.exit(f"bench: ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
