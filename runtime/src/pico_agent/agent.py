@@ -113,6 +113,14 @@ class Agent:
         self.supervisor.wake.set()
         return Reply(202, {"restarting": [r.key for r in replicas]})
 
+    async def drain_service(self, name: str, drain: bool, replicas: set[int] | None = None) -> Reply:
+        if drain:
+            keys = self.supervisor.drain(name, replicas)
+            if not keys:
+                return Reply(404, {"error": f"no service {name} on this node"})
+            return Reply(200, {"drained": keys})
+        return Reply(200, {"undrained": self.supervisor.undrain(name)})
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ GET  /v1/catalog/local          this node's healthy instances (what peers fetch)
 GET  /metrics                   Prometheus text format
 POST /v1/reconcile              reconcile now                       (Authorization: Bearer <token>)
 POST /v1/services/<name>/restart  restart this node's instances     (Authorization: Bearer <token>)
+POST /v1/services/<name>/drain    withdraw them (?replicas=1,2: only those) from discovery; DELETE
+                                  publishes them again (token)
 
 A deliberately small HTTP/1.1 server: one request per connection, bounded sizes, no keep-alive.
 """
@@ -39,6 +41,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""
 
 
 @dataclass
@@ -106,11 +109,23 @@ async def read_request(reader: asyncio.StreamReader) -> Request:
             body = await asyncio.wait_for(reader.readexactly(int(length)), READ_TIMEOUT)
         except (asyncio.IncompleteReadError, asyncio.TimeoutError):
             raise BadRequest(400, "body shorter than Content-Length") from None
-    path = parts[1].split("?", 1)[0]
-    return Request(parts[0], path, headers, body)
+    path, _, query = parts[1].partition("?")
+    return Request(parts[0], path, headers, body, query)
 
 
 Handler = Callable[[Request, list[str]], Awaitable[Reply]]
+
+
+def _replicas(query: str):
+    """None (every replica), a set of replica numbers, or "bad"."""
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == "replicas":
+            numbers = value.split(",")
+            if not value or len(numbers) > 64 or not all(n.isdigit() and len(n) <= 3 for n in numbers):
+                return "bad"
+            return {int(n) for n in numbers}
+    return None
 
 
 class API:
@@ -146,6 +161,13 @@ class API:
             if not NAME_RE.match(name):
                 return error(400, f"{name[:80]!r} is not a service name (lower-case letters, digits, '-')")
             if len(route) == 3:
+                if route[2] == "drain":
+                    if request.method not in ("POST", "DELETE"):
+                        return error(405, "use POST to drain, DELETE to publish again")
+                    replicas = _replicas(request.query)
+                    if replicas == "bad":
+                        return error(400, "replicas=1,2: replica numbers, comma-separated")
+                    return self.authorized(request) or await agent.drain_service(name, request.method == "POST", replicas)
                 if route[2] != "restart":
                     return error(404, f"no such endpoint {request.path}")
                 if request.method != "POST":

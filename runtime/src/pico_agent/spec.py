@@ -63,8 +63,11 @@ class ServiceSpec:
 
     @property
     def digest(self) -> str:
-        """Changes whenever a field that shapes the container changes."""
-        blob = json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        """Changes whenever a field that shapes a container changes. The replica count does not:
+        scaling from 1 to 2 starts replica 1 and leaves replica 0 running."""
+        shaped = asdict(self)
+        del shaped["replicas"]
+        blob = json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -39,6 +39,12 @@ class Replica:
     started_at: float = 0.0
     retry_at: float = 0.0
     problem: str = ""
+    # The last failed health check, kept across restarts: what an operator (or a rollout's
+    # error message) needs after the container was restarted and its new checks began.
+    last_failure: str = ""
+    # Taken out of discovery before a rollout stops it: still running and checked, not published.
+    # A replica made for a new spec starts published.
+    drained: bool = False
 
     @property
     def key(self) -> str:
@@ -58,7 +64,8 @@ class Replica:
             "service": self.spec.name, "replica": self.index, "container": (self.container_id or "")[:12],
             "running": self.running, "health": self.health.status if self.health and self.running else "down",
             "detail": self.problem or (self.health.last_detail if self.health else ""),
-            "restarts_in_a_row": self.failures,
+            "restarts_in_a_row": self.failures, "tags": list(self.spec.tags), "last_failure": self.last_failure,
+            "drained": self.drained,
         }
 
 
@@ -134,7 +141,8 @@ class Supervisor:
             for index in range(spec.replicas):
                 key = f"{spec.name}-{index}"
                 old = self.replicas.get(key)
-                if old is not None and old.spec == spec:
+                if old is not None and old.spec.digest == spec.digest:
+                    old.spec = spec  # a new replica count: this replica's container stays as it is
                     wanted[key] = old
                 else:
                     wanted[key] = Replica(spec, index, health=HealthTracker(spec.health, now) if spec.external else None)
@@ -267,6 +275,8 @@ class Supervisor:
         changed = False
         for replica, (ok, detail) in zip(due, results):
             assert replica.health is not None
+            if not ok and detail:
+                replica.last_failure = detail
             if replica.health.record(ok, detail, time.monotonic()):
                 changed = True
                 log("info" if replica.health.status == HEALTHY else "warning", "health_changed",
@@ -280,9 +290,29 @@ class Supervisor:
         instances = [
             Instance(r.spec.name, self.node, self.address(), r.spec.replica_port(r.index),
                      f"{self.node}/{r.key}", r.spec.tags)
-            for r in self.replicas.values() if r.healthy
+            for r in self.replicas.values() if r.healthy and not r.drained
         ]
         self.on_catalog_change(instances)
+
+    def drain(self, name: str, indices: set[int] | None = None) -> list[str]:
+        """Withdraw this node's instances of `name` (all, or replicas `indices`) from discovery;
+        they keep running until their service file says otherwise."""
+        replicas = [r for r in self.replicas.values() if r.spec.name == name and (indices is None or r.index in indices)]
+        for replica in replicas:
+            replica.drained = True
+        if replicas:
+            log("info", "service_drained", service=name, replicas=sorted(r.index for r in replicas))
+            self.publish()
+        return sorted(r.key for r in replicas)
+
+    def undrain(self, name: str) -> bool:
+        replicas = [r for r in self.replicas.values() if r.spec.name == name and r.drained]
+        for replica in replicas:
+            replica.drained = False
+        if replicas:
+            log("info", "service_undrained", service=name, replicas=sorted(r.index for r in replicas))
+            self.publish()
+        return bool(replicas)
 
     def look_at_docker(self) -> None:
         """The next reconcile lists containers even if no service asks for one (API, SIGHUP)."""

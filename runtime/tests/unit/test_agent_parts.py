@@ -99,10 +99,14 @@ class StandIn:
     async def restart_service(self, name):
         return Reply(202, {"restarting": [name]})
 
+    async def drain_service(self, name, drain, replicas=None):
+        return Reply(200, {"drained" if drain else "undrained": [name]})
+
 
 def call(api, method, path, token=None):
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return asyncio.run(api.dispatch(Request(method, path, headers, b"")))
+    path, _, query = path.partition("?")
+    return asyncio.run(api.dispatch(Request(method, path, headers, b"", query)))
 
 
 def test_api_routes():
@@ -121,6 +125,44 @@ def test_api_routes():
     assert agent.reconciles == 0
     assert call(api, "POST", "/v1/reconcile", token="s3cret").status == 202 and agent.reconciles == 1
     assert call(api, "POST", "/v1/services/web/restart", token="s3cret").body == {"restarting": ["web"]}
+    assert call(api, "POST", "/v1/services/web/drain").status == 401
+    assert call(api, "POST", "/v1/services/web/drain", token="s3cret").body == {"drained": ["web"]}
+    assert call(api, "DELETE", "/v1/services/web/drain", token="s3cret").body == {"undrained": ["web"]}
+    assert call(api, "GET", "/v1/services/web/drain", token="s3cret").status == 405
+    assert call(api, "POST", "/v1/services/web/drain?replicas=1,x", token="s3cret").status == 400
     reply = call(api, "GET", "/v1/services/web").encode()
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: " in reply
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["service"] == "web"
+
+
+def test_a_drained_replica_stays_up_but_leaves_discovery_until_replaced(tmp_path):
+    """Before a rollout stops an instance it is drained: running and checked, not published. A
+    replica made for a new spec starts published; undraining publishes the drained ones again."""
+    from pico_agent.config import SupervisorConfig
+    from pico_agent.supervisor import Replica, Supervisor
+
+    published = []
+    sup = Supervisor(SupervisorConfig(), tmp_path, None, "a", Metrics(), published.append)
+    old = parse_spec({"name": "web", "image": "pico/demo:1.0.0", "port": 8080, "replicas": 2})
+
+    def healthy(spec, index):
+        tracker = HealthTracker(spec.health, 0.0)
+        tracker.status = HEALTHY
+        return Replica(spec, index, container_id=f"c{index}", running=True, health=tracker)
+
+    sup.replicas = {"web-0": healthy(old, 0), "web-1": healthy(old, 1)}
+    sup.publish()
+    assert [i.id for i in published[-1]] == ["a/web-0", "a/web-1"]
+    assert sup.drain("web", {1}) == ["web-1"]  # scaling down: only the replica that goes
+    assert [i.id for i in published[-1]] == ["a/web-0"]
+    assert sup.drain("web") == ["web-0", "web-1"]
+    assert published[-1] == []
+    assert [r["drained"] for r in sup.status()] == [True, True] and all(r["running"] for r in sup.status())
+    sup.replicas = {"web-0": healthy(parse_spec({"name": "web", "image": "pico/demo:2.0.0", "port": 8080}), 0)}
+    sup.publish()
+    assert [i.id for i in published[-1]] == ["a/web-0"]  # the new version's replica is not drained
+    sup.replicas = {"web-0": healthy(old, 0), "web-1": healthy(old, 1)}
+    sup.drain("web")
+    assert sup.undrain("web") is True and [i.id for i in published[-1]] == ["a/web-0", "a/web-1"]
+    assert sup.undrain("web") is False
+    assert sup.drain("nothing") == []
