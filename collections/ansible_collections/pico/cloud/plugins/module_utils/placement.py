@@ -1,0 +1,448 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+"""Leaderless, deterministic placement of service replicas on nodes. Pure: no I/O, no clock, no
+randomness, so the controller, and later every agent, computes the same plan from the same input.
+
+    plan(services, nodes, current) -> {"version", "services": {name: {"digest", "slots"}}, "nodes": ...}
+
+- services: validated declarations (see validate_services); each asks for `replicas` slots.
+- nodes: {"name", "arch", "board", "labels", "memory", "cpus", "images", "alive"} per node.
+- current: the plan the nodes hold now ({name: {"slots": [node, ...]}}), or {}.
+
+How a slot finds a node:
+1. Eligible nodes: alive, matching the service's constraints (architecture, board, labels), with
+   the service's image for their architecture, and room for its requests (memory, CPU).
+2. Stability first: a slot stays where it is while its node is eligible and has room, unless the
+   spread rule now allows fewer replicas on that node (or label group) than it holds: then only
+   the excess moves. Slots are kept before any new slot is placed, for every service.
+3. A new slot goes, with `spread` (default), to the eligible node holding the fewest replicas of
+   the service (and of its spread group), ties broken by rendezvous hashing of (service, node):
+   the same order on every machine, and removing a node moves only its own slots. With `pack`,
+   to the first node in a fixed order (the node's `pack_order` label, then its name) that fits:
+   as few nodes as the declarations allow, the rest left empty.
+A declaration that cannot be placed in full raises PlacementError naming the service and why;
+there is never a partial plan.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import heapq
+import json
+import re
+import zlib
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
+UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+MAX_REPLICAS = 1000
+
+SERVICE_KEYS = {"name", "image", "replicas", "port", "resources", "constraints", "spread", "strategy",
+                "update", "health", "env", "command", "tags", "network", "container_port"}
+RESOURCE_KEYS = {"memory", "cpu"}
+CONSTRAINT_KEYS = {"arch", "board", "labels"}
+UPDATE_DEFAULTS = {
+    "batch_size": 1,            # slots replaced at a time (Nomad max_parallel, Swarm parallelism)
+    "order": "stop-first",      # one port per node: the old instance is drained and stopped first
+    "min_healthy_time": 5,      # seconds healthy in discovery before the next batch
+    "healthy_deadline": 180,    # seconds for a new instance to become healthy, else roll back
+    "canary": 0,                # slots updated first, alone, before the rest
+    "auto_rollback": True,
+    "drain_time": 3,            # seconds out of discovery before an old instance stops
+}
+DEFAULT_RESOURCES = {"memory": 32 * 1024 ** 2, "cpu": 0.1}
+
+
+class PlacementError(ValueError):
+    """A declaration that is wrong or cannot be placed; the message names the service and the fix."""
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+def parse_memory(value, where):
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = MEMORY_RE.match(str(value).strip()) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise PlacementError("%s = %r: give bytes or a size such as 64m" % (where, value))
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+def _number(value, where, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise PlacementError("%s = %r: must be a number" % (where, value))
+    if value < low or (high is not None and value > high):
+        raise PlacementError("%s = %r: must be between %s and %s" % (where, value, low, high if high is not None else "any"))
+    return value
+
+
+def _unknown(data, allowed, where):
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise PlacementError("%s: unknown field%s %s (known: %s)" % (
+            where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(sorted(allowed))))
+
+
+def _string_list(value, where):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PlacementError("%s = %r: give a name or a list of names" % (where, value))
+    return sorted(set(value))
+
+
+def validate_service(raw):
+    """One declaration -> a normalised dict; PlacementError names the field and the value."""
+    if not isinstance(raw, dict):
+        raise PlacementError("a service declaration must be a mapping, got %r" % (raw,))
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise PlacementError("service name %r: use lower-case letters, digits and '-' (a DNS label)" % (name,))
+    where = "service %s" % name
+    _unknown(raw, SERVICE_KEYS, where)
+    image = raw.get("image")
+    if isinstance(image, dict):
+        if not image or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in image.items()):
+            raise PlacementError("%s: image = %r: a name, or a mapping of architecture to name" % (where, image))
+    elif not isinstance(image, str) or not image:
+        raise PlacementError("%s: image is required (an image name with its tag, as the nodes load it)" % where)
+    replicas = raw.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
+        raise PlacementError("%s: replicas = %r: a whole number from 0 to %d" % (where, replicas, MAX_REPLICAS))
+    resources = raw.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise PlacementError("%s: resources = %r: a mapping with memory and cpu" % (where, resources))
+    _unknown(resources, RESOURCE_KEYS, where + ": resources")
+    memory = parse_memory(resources.get("memory", DEFAULT_RESOURCES["memory"]), where + ": resources.memory")
+    cpu = float(_number(resources.get("cpu", DEFAULT_RESOURCES["cpu"]), where + ": resources.cpu", 0.001, 64))
+    constraints = raw.get("constraints") or {}
+    if not isinstance(constraints, dict):
+        raise PlacementError("%s: constraints = %r: a mapping of arch, board and labels" % (where, constraints))
+    _unknown(constraints, CONSTRAINT_KEYS, where + ": constraints")
+    labels = constraints.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise PlacementError("%s: constraints.labels = %r: a mapping of label to value" % (where, labels))
+    spread = raw.get("spread", "node")
+    if not isinstance(spread, str) or not (spread == "node" or re.match(r"^label:[A-Za-z0-9_.-]+$", spread)):
+        raise PlacementError("%s: spread = %r: 'node', or 'label:<name>' to spread over a node label such as a site"
+                             % (where, spread))
+    strategy = raw.get("strategy", "spread")
+    if strategy not in ("spread", "pack"):
+        raise PlacementError("%s: strategy = %r: 'spread' (default) or 'pack' (fewest nodes)" % (where, strategy))
+    update = dict(UPDATE_DEFAULTS)
+    given = raw.get("update") or {}
+    if not isinstance(given, dict):
+        raise PlacementError("%s: update = %r: a mapping (batch_size, order, min_healthy_time, ...)" % (where, given))
+    _unknown(given, set(UPDATE_DEFAULTS), where + ": update")
+    update.update(given)
+    update["batch_size"] = int(_number(update["batch_size"], where + ": update.batch_size", 1))
+    update["canary"] = int(_number(update["canary"], where + ": update.canary", 0, max(replicas, 0)))
+    for key in ("min_healthy_time", "healthy_deadline", "drain_time"):
+        update[key] = float(_number(update[key], where + ": update." + key, 0, 86400))
+    if update["order"] == "start-first":
+        raise PlacementError("%s: update.order = 'start-first' cannot be kept on one node: a node's old and new "
+                             "instance would need the same port. Use stop-first (the default): the node's old "
+                             "instance leaves discovery first and the other nodes serve meanwhile; replicas that "
+                             "move between nodes always start before the old ones stop." % where)
+    if update["order"] != "stop-first":
+        raise PlacementError("%s: update.order = %r: 'stop-first'" % (where, update["order"]))
+    if not isinstance(update["auto_rollback"], bool):
+        raise PlacementError("%s: update.auto_rollback = %r: true or false" % (where, update["auto_rollback"]))
+    port = raw.get("port")
+    if port is not None:
+        _number(port, where + ": port", 1, 65535)
+    service = dict(raw)
+    service.update({
+        "replicas": replicas, "resources": {"memory": memory, "cpu": cpu},
+        "constraints": {"arch": _string_list(constraints["arch"], where + ": constraints.arch") if "arch" in constraints else [],
+                        "board": _string_list(constraints["board"], where + ": constraints.board") if "board" in constraints else [],
+                        "labels": dict(labels)},
+        "spread": spread, "strategy": strategy, "update": update,
+    })
+    return service
+
+
+def validate_services(raw_list):
+    if not isinstance(raw_list, list):
+        raise PlacementError("the service declarations must be a list, got %r" % (type(raw_list).__name__,))
+    services = [validate_service(raw) for raw in raw_list]
+    names = [s["name"] for s in services]
+    duplicates = sorted(set(n for n in names if names.count(n) > 1))
+    if duplicates:
+        raise PlacementError("services declared twice: %s" % ", ".join(duplicates))
+    return services
+
+
+def spec_digest(service):
+    """What the agents run, without the placement-only fields: a change means new containers."""
+    shaped = dict((k, v) for k, v in service.items() if k not in ("replicas", "constraints", "spread", "strategy", "update"))
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def image_for(service, arch):
+    image = service["image"]
+    return image.get(arch) if isinstance(image, dict) else image
+
+
+# -- placement -----------------------------------------------------------------------------------
+
+def _rank(service_name, node_name):
+    """Rendezvous (highest random weight) key, smaller first: a fixed function of the pair, the
+    same on every machine (CRC-32: cheap, and placement needs spread, not secrecy)."""
+    return -zlib.crc32(("%s\0%s" % (service_name, node_name)).encode())
+
+
+def _group(service, node):
+    if service["spread"] == "node":
+        return node["name"]
+    return node["labels"].get(service["spread"][len("label:"):], "")
+
+
+def _why_not(service, node):
+    """Why a node can never take this service (capacity aside), or None."""
+    c = service["constraints"]
+    if not node.get("alive", True):
+        return "not alive"
+    if c["arch"] and node["arch"] not in c["arch"]:
+        return "architecture %s not in %s" % (node["arch"], ", ".join(c["arch"]))
+    if c["board"] and node["board"] not in c["board"]:
+        return "board %s not in %s" % (node["board"], ", ".join(c["board"]))
+    for key, value in sorted(c["labels"].items()):
+        if node["labels"].get(key) != value:
+            return "no label %s=%s" % (key, value)
+    image = image_for(service, node["arch"])
+    if not image:
+        return "no image declared for %s" % node["arch"]
+    if node.get("images") is not None and image not in node["images"]:
+        return "image %s is not among its images (pico_container_runtime_images)" % image
+    if service["resources"]["memory"] > node["memory"] or service["resources"]["cpu"] > node["cpus"]:
+        return "requests %s memory / %g CPU, it has %s / %g" % (
+            _size(service["resources"]["memory"]), service["resources"]["cpu"], _size(node["memory"]), node["cpus"])
+    return None
+
+
+def _size(value):
+    return "%d MiB" % (value // 1024 ** 2) if value >= 1024 ** 2 else "%d bytes" % value
+
+
+def _unplaceable(service, nodes, placed, wanted):
+    reasons = {}
+    for node in nodes:
+        reasons.setdefault(_why_not(service, node) or "no room left", []).append(node["name"])
+    detail = "; ".join("%s: %s" % (why, ", ".join(sorted(names)[:6]) + (" and %d more" % (len(names) - 6) if len(names) > 6 else ""))
+                       for why, names in sorted(reasons.items()))
+    fixes = []
+    if any("image" in why for why in reasons):
+        fixes.append("load the image on those nodes (pico_container_runtime_images, site.yml)")
+    if any(why.startswith(("requests", "no room")) for why in reasons):
+        fixes.append("lower its requests or replicas")
+    if any(why.startswith(("architecture", "board", "no label")) for why in reasons):
+        fixes.append("relax its constraints")
+    fixes.append("add nodes that match")
+    return PlacementError("service %s: %d of %d replicas fit (%s). Nothing was changed: %s." % (
+        service["name"], placed, wanted, detail or "no nodes", ", or ".join(fixes)))
+
+
+def plan(services, nodes, current=None):
+    """The placement of every slot of every service; PlacementError if any cannot be placed."""
+    services = sorted(services, key=lambda s: (-s["resources"]["memory"], -s["resources"]["cpu"], s["name"]))
+    nodes = sorted(nodes, key=lambda n: n["name"])
+    by_name = dict((n["name"], n) for n in nodes)
+    free = dict((n["name"], [n["memory"], n["cpus"]]) for n in nodes)
+    current = current or {}
+    eligible, by_profile = {}, {}
+    for service in services:
+        # Services asking the same of a node share one pass over the nodes.
+        profile = json.dumps([service["constraints"], service["image"], service["resources"]], sort_keys=True)
+        if profile not in by_profile:
+            by_profile[profile] = [n for n in nodes if _why_not(service, n) is None]
+        eligible[service["name"]] = by_profile[profile]
+        if service["replicas"] and not eligible[service["name"]]:
+            raise _unplaceable(service, nodes, 0, service["replicas"])
+
+    slots = dict((s["name"], [None] * s["replicas"]) for s in services)
+    counts = dict((s["name"], {}) for s in services)
+    group_counts = dict((s["name"], {}) for s in services)
+
+    def take(service, index, node_name):
+        memory, cpu = service["resources"]["memory"], service["resources"]["cpu"]
+        free[node_name][0] -= memory
+        free[node_name][1] -= cpu
+        slots[service["name"]][index] = node_name
+        counts[service["name"]][node_name] = counts[service["name"]].get(node_name, 0) + 1
+        group = _group(service, by_name[node_name])
+        group_counts[service["name"]][group] = group_counts[service["name"]].get(group, 0) + 1
+
+    def fits(service, node_name):
+        return free[node_name][0] >= service["resources"]["memory"] and free[node_name][1] >= service["resources"]["cpu"] - 1e-9
+
+    # 1. Keep what stays valid, every service before any new slot.
+    for service in services:
+        names = set(n["name"] for n in eligible[service["name"]])
+        limit = _spread_limit(service, eligible[service["name"]])
+        previous = (current.get(service["name"]) or {}).get("slots") or []
+        for index, node_name in enumerate(previous[:service["replicas"]]):
+            if node_name not in names or not fits(service, node_name):
+                continue
+            if service["strategy"] == "spread":
+                group = _group(service, by_name[node_name])
+                if group_counts[service["name"]].get(group, 0) >= limit:
+                    continue  # spread now allows fewer here: this one moves
+            take(service, index, node_name)
+
+    # 2. Place the missing slots.
+    for service in services:
+        missing = [i for i, n in enumerate(slots[service["name"]]) if n is None]
+        if not missing:
+            continue
+        if service["strategy"] == "pack":
+            _pack(service, eligible[service["name"]], missing, fits, take)
+        else:
+            _spread(service, eligible[service["name"]], missing, fits, take, counts, group_counts, by_name)
+        placed = sum(1 for n in slots[service["name"]] if n is not None)
+        if placed < service["replicas"]:
+            raise _unplaceable(service, nodes, placed, service["replicas"])
+
+    result = {"services": {}, "nodes": {}}
+    for service in sorted(services, key=lambda s: s["name"]):
+        result["services"][service["name"]] = {"digest": spec_digest(service), "slots": slots[service["name"]]}
+    for node in nodes:
+        result["nodes"][node["name"]] = {
+            "memory_requested": node["memory"] - free[node["name"]][0],
+            "cpu_requested": round(node["cpus"] - free[node["name"]][1], 6),
+            "replicas": dict((s, c[node["name"]]) for s, c in sorted(counts.items()) if c.get(node["name"])),
+        }
+    result["version"] = hashlib.sha256(json.dumps(result["services"], sort_keys=True).encode()).hexdigest()[:16]
+    return result
+
+
+def _spread_limit(service, eligible):
+    """Most replicas one node (or label group) may hold under spread: replicas over groups, rounded up."""
+    groups = len(set(_group(service, n) for n in eligible)) or 1
+    return -(-service["replicas"] // groups)
+
+
+def _spread(service, eligible, missing, fits, take, counts, group_counts, by_name):
+    """Fewest replicas of this service in the node's group, then on the node, then rendezvous order."""
+    name = service["name"]
+    heap = [(group_counts[name].get(_group(service, n), 0), counts[name].get(n["name"], 0), _rank(name, n["name"]),
+             n["name"]) for n in eligible]
+    heapq.heapify(heap)
+    for index in missing:
+        while heap:
+            group_count, count, rank, node_name = heapq.heappop(heap)
+            group = _group(service, by_name[node_name])
+            actual = (group_counts[name].get(group, 0), counts[name].get(node_name, 0))
+            if actual != (group_count, count):  # a stale entry: the group filled meanwhile
+                heapq.heappush(heap, actual + (rank, node_name))
+                continue
+            if not fits(service, node_name):
+                continue  # full for this service's requests, now and for its later slots
+            take(service, index, node_name)
+            heapq.heappush(heap, (group_counts[name][group], counts[name][node_name], rank, node_name))
+            break
+
+
+def _pack(service, eligible, missing, fits, take):
+    """First fit in a fixed order: the node's pack_order label (numeric), then its name."""
+    order = sorted(eligible, key=lambda n: (_pack_order(n), n["name"]))
+    position = 0
+    for index in missing:
+        while position < len(order) and not fits(service, order[position]["name"]):
+            position += 1
+        if position == len(order):
+            return
+        take(service, index, order[position]["name"])
+
+
+def _pack_order(node):
+    try:
+        return int(node["labels"].get("pack_order", 1000000))
+    except (TypeError, ValueError):
+        return 1000000
+
+
+def moves(before, after):
+    """[(service, slot, from, to)] between two plans: what a rollout has to change."""
+    found = []
+    for name in sorted(set(before.get("services", {})) | set(after.get("services", {}))):
+        old = (before.get("services", {}).get(name) or {}).get("slots") or []
+        new = (after.get("services", {}).get(name) or {}).get("slots") or []
+        for index in range(max(len(old), len(new))):
+            a = old[index] if index < len(old) else None
+            b = new[index] if index < len(new) else None
+            if a != b:
+                found.append((name, index, a, b))
+    return found
+
+
+# -- what the nodes run, and the order a rollout changes it -----------------------------------------
+
+AGENT_KEYS = ("command", "env", "port", "network", "container_port", "health")
+SPEC_TAG = "pico.spec:"
+
+
+def node_specs(service, slots, arch_of):
+    """{node: the service file its agent runs} for one service's slots: one file per node, with
+    as many replicas as the node holds slots, tagged with the spec so discovery tells versions apart."""
+    counts = {}
+    for node_name in slots:
+        counts[node_name] = counts.get(node_name, 0) + 1
+    tag = SPEC_TAG + spec_digest(service)
+    specs = {}
+    for node_name, count in sorted(counts.items()):
+        spec = {"name": service["name"], "image": image_for(service, arch_of[node_name]), "replicas": count}
+        spec.update((key, service[key]) for key in AGENT_KEYS if service.get(key) is not None)
+        spec["tags"] = [t for t in service.get("tags") or [] if not t.startswith(SPEC_TAG)] + [tag]
+        specs[node_name] = spec
+    return specs
+
+
+def spec_tag(spec):
+    return next((t for t in (spec or {}).get("tags") or [] if t.startswith(SPEC_TAG)), None)
+
+
+def rollout_steps(service, old_specs, new_specs):
+    """Batches of per-node steps that keep the service answering, for deploy.yml: first every
+    node that gains instances, in one batch (start, or scale up: nothing running is touched),
+    then the nodes whose instances change (replace: drain, stop, start the new spec), then the
+    nodes that lose instances (drain, then stop all or some). The first `canary` replacements go
+    alone, before the rest; the others go `batch_size` nodes at a time. Each step:
+    {node, action, old, new} with old/new the node's service files."""
+    update = service["update"]
+    gain, replace, lose = [], [], []
+    for node_name in sorted(set(old_specs) | set(new_specs)):
+        old, new = old_specs.get(node_name), new_specs.get(node_name)
+        if old == new:
+            continue
+        step = {"node": node_name, "old": old, "new": new}
+        if old is None:
+            gain.append(dict(step, action="start"))
+        elif new is None:
+            lose.append(dict(step, action="stop"))
+        elif spec_tag(old) == spec_tag(new) and _same_but_count(old, new):
+            if new["replicas"] > old["replicas"]:
+                gain.append(dict(step, action="scale-up"))
+            else:  # only the replicas that go are drained; the others keep serving
+                lose.append(dict(step, action="scale-down", drain=list(range(new["replicas"], old["replicas"]))))
+        else:
+            replace.append(dict(step, action="replace"))
+    # New instances replace nothing: they start together, first, so moves have their target up.
+    batches = [{"canary": False, "steps": gain}] if gain else []
+    for step in replace[:update["canary"]]:
+        batches.append({"canary": True, "steps": [step]})
+    rest = replace[update["canary"]:] + lose
+    size = update["batch_size"]
+    for start in range(0, len(rest), size):
+        batches.append({"canary": False, "steps": rest[start:start + size]})
+    return batches
+
+
+def _same_but_count(old, new):
+    a, b = dict(old), dict(new)
+    a.pop("replicas", None)
+    b.pop("replicas", None)
+    return a == b

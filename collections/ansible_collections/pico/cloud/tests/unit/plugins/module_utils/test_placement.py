@@ -1,0 +1,246 @@
+"""The placement planner: declarations validated, every slot placed or a clear error, and the
+properties the failover and energy work build on (determinism, stability, capacity, constraints)."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.pico.cloud.plugins.module_utils.placement import (
+    PlacementError, moves, plan, validate_service, validate_services)
+
+MB = 1024 ** 2
+
+
+def node(name, arch="armv6l", board="pizero", memory=352, cpus=1.0, labels=None, images=("pico/demo:1.0.0",), alive=True):
+    return {"name": name, "arch": arch, "board": board, "memory": memory * MB, "cpus": cpus,
+            "labels": labels or {}, "images": list(images) if images is not None else None, "alive": alive}
+
+
+def service(name="demo", replicas=3, memory="32m", cpu=0.1, **extra):
+    return validate_service({"name": name, "image": "pico/demo:1.0.0", "replicas": replicas,
+                             "resources": {"memory": memory, "cpu": cpu}, **extra})
+
+
+def lab(count=3, **extra):
+    return [node("pizero-%d" % i, **extra) for i in range(1, count + 1)]
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"name": "Demo", "image": "x:1"}, "service name 'Demo'"),
+    ({"name": "demo"}, "service demo: image is required"),
+    ({"name": "demo", "image": "x:1", "replica": 2}, "service demo: unknown field replica"),
+    ({"name": "demo", "image": "x:1", "replicas": -1}, "replicas = -1"),
+    ({"name": "demo", "image": "x:1", "resources": {"memory": "lots"}}, "resources.memory = 'lots'"),
+    ({"name": "demo", "image": "x:1", "resources": {"cpu": float("nan")}}, "resources.cpu = nan: must be a number"),
+    ({"name": "demo", "image": "x:1", "constraints": {"arch": ["armv6l"], "zone": "a"}}, "constraints: unknown field zone"),
+    ({"name": "demo", "image": "x:1", "spread": "site"}, "spread = 'site'"),
+    ({"name": "demo", "image": "x:1", "strategy": "binpack"}, "strategy = 'binpack'"),
+    ({"name": "demo", "image": "x:1", "update": {"order": "parallel"}}, "update.order = 'parallel'"),
+    ({"name": "demo", "image": "x:1", "update": {"order": "start-first"}}, "cannot be kept on one node"),
+    ({"name": "demo", "image": "x:1", "update": {"bath_size": 2}}, "update: unknown field bath_size"),
+    ({"name": "demo", "image": "x:1", "replicas": 2, "update": {"canary": 3}}, "update.canary = 3"),
+])
+def test_a_bad_declaration_names_the_service_the_field_and_the_value(raw, message):
+    with pytest.raises(PlacementError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate_service(raw)
+
+
+def test_a_service_declared_twice_is_refused():
+    with pytest.raises(PlacementError, match="services declared twice: demo"):
+        validate_services([{"name": "demo", "image": "x:1"}, {"name": "demo", "image": "x:2"}])
+
+
+def test_defaults_are_a_safe_rolling_update():
+    update = service()["update"]
+    assert update == {"batch_size": 1, "order": "stop-first", "min_healthy_time": 5.0, "healthy_deadline": 180.0,
+                      "canary": 0, "auto_rollback": True, "drain_time": 3.0}
+
+
+# -- placing ---------------------------------------------------------------------------------------
+
+def test_spread_puts_one_replica_on_each_node():
+    result = plan([service(replicas=3)], lab(3))
+    assert sorted(result["services"]["demo"]["slots"]) == ["pizero-1", "pizero-2", "pizero-3"]
+    assert result["nodes"]["pizero-1"] == {"memory_requested": 32 * MB, "cpu_requested": 0.1, "replicas": {"demo": 1}}
+
+
+def test_more_replicas_than_nodes_share_them_evenly():
+    slots = plan([service(replicas=5)], lab(3))["services"]["demo"]["slots"]
+    assert sorted(slots.count(n) for n in set(slots)) == [1, 2, 2]
+
+
+def test_pack_fills_as_few_nodes_as_fit_and_names_the_empty_ones():
+    packed = plan([service(replicas=4, memory="100m", strategy="pack")], lab(3))
+    assert packed["services"]["demo"]["slots"] == ["pizero-1", "pizero-1", "pizero-1", "pizero-2"]
+    assert packed["nodes"]["pizero-3"]["replicas"] == {}
+
+
+def test_spread_over_a_label_puts_replicas_on_different_sites():
+    nodes = [node("a-1", labels={"site": "a"}), node("a-2", labels={"site": "a"}), node("b-1", labels={"site": "b"})]
+    slots = plan([service(replicas=2, spread="label:site")], nodes)["services"]["demo"]["slots"]
+    assert sorted(n[0] for n in slots) == ["a", "b"]
+
+
+def test_constraints_choose_the_nodes():
+    nodes = lab(2) + [node("zero2-1", arch="aarch64", board="pizero2", labels={"role": "edge"})]
+    only_arm64 = service(replicas=2, constraints={"arch": "aarch64"})
+    assert plan([only_arm64], nodes)["services"]["demo"]["slots"] == ["zero2-1", "zero2-1"]
+    by_label = service(replicas=1, constraints={"labels": {"role": "edge"}})
+    assert plan([by_label], nodes)["services"]["demo"]["slots"] == ["zero2-1"]
+
+
+@pytest.mark.parametrize(("declared", "nodes", "message"), [
+    (dict(memory="600m"), lab(3), "service demo: 0 of 3 replicas fit (requests 600 MiB memory / 0.1 CPU, it has 352 MiB / 1"),
+    (dict(replicas=12, memory="100m"), lab(3), "service demo: 9 of 12 replicas fit (no room left: pizero-1, pizero-2, pizero-3)"),
+    (dict(constraints={"labels": {"site": "mars"}}), lab(2), "no label site=mars: pizero-1, pizero-2"),
+    (dict(constraints={"arch": "aarch64", "board": "pizero"}), lab(2), "architecture armv6l not in aarch64"),
+])
+def test_what_cannot_be_placed_fails_whole_with_the_reason(declared, nodes, message):
+    with pytest.raises(PlacementError) as err:
+        plan([service(**declared)], nodes)
+    assert message in str(err.value)
+    assert "Nothing was changed" in str(err.value)
+
+
+def test_an_image_missing_for_an_architecture_is_named():
+    nodes = [node("pizero-1", images=["other:1"]), node("zero2-1", arch="aarch64", board="pizero2")]
+    with pytest.raises(PlacementError, match=r"image pico/demo:1.0.0 is not among its images .*pizero-1.*load the image on those nodes"):
+        plan([service(replicas=2, constraints={"arch": "armv6l"})], nodes)
+    per_arch = validate_service({"name": "demo", "image": {"aarch64": "pico/demo:1.0.0"}, "replicas": 1})
+    assert plan([per_arch], nodes)["services"]["demo"]["slots"] == ["zero2-1"]
+
+
+def test_dead_nodes_take_nothing():
+    nodes = lab(3)
+    nodes[1]["alive"] = False
+    assert "pizero-2" not in plan([service(replicas=4)], nodes)["services"]["demo"]["slots"]
+
+
+# -- stability -------------------------------------------------------------------------------------
+
+def test_nothing_changed_moves_nothing():
+    services, nodes = [service(replicas=3), service("web", replicas=2, memory="64m")], lab(4)
+    first = plan(services, nodes)
+    assert plan(services, nodes, first["services"]) == first
+    assert moves(first, plan(services, nodes, first["services"])) == []
+
+
+def test_adding_a_node_moves_only_what_spread_needs():
+    two = plan([service(replicas=3)], lab(2))
+    three = plan([service(replicas=3)], lab(3), two["services"])
+    assert len(moves(two, three)) == 1  # 2+1 becomes 1+1+1: one slot moves, to the new node
+    assert [m[3] for m in moves(two, three)] == ["pizero-3"]
+
+
+def test_removing_a_node_moves_only_its_replicas():
+    four = plan([service(replicas=4)], lab(4))
+    nodes = lab(4)
+    nodes[2]["alive"] = False
+    three = plan([service(replicas=4)], nodes, four["services"])
+    assert [(m[2]) for m in moves(four, three)] == ["pizero-3"]
+
+
+# -- properties --------------------------------------------------------------------------------------
+
+node_strategy = st.builds(
+    lambda i, arch, memory, cpus, site, alive: node("n%02d" % i, arch=arch, board="pizero" if arch == "armv6l" else "pizero2",
+                                                    memory=memory, cpus=cpus, labels={"site": site}, alive=alive),
+    st.integers(0, 99), st.sampled_from(["armv6l", "aarch64"]), st.integers(64, 512), st.sampled_from([1.0, 4.0]),
+    st.sampled_from(["a", "b", "c"]), st.booleans())
+service_strategy = st.builds(
+    lambda i, replicas, memory, cpu, strategy, arch, spread: service(
+        "s%d" % i, replicas=replicas, memory="%dm" % memory, cpu=cpu, strategy=strategy, spread=spread,
+        constraints={"arch": arch} if arch else {}),
+    st.integers(0, 20), st.integers(0, 6), st.integers(8, 128), st.sampled_from([0.05, 0.1, 0.5]),
+    st.sampled_from(["spread", "pack"]), st.sampled_from([None, "armv6l", "aarch64"]), st.sampled_from(["node", "label:site"]))
+cluster = st.tuples(st.lists(service_strategy, max_size=5, unique_by=lambda s: s["name"]),
+                    st.lists(node_strategy, min_size=1, max_size=12, unique_by=lambda n: n["name"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster)
+def test_every_plan_meets_constraints_and_capacity_and_is_deterministic(case):
+    services, nodes = case
+    try:
+        result = plan(services, nodes)
+    except PlacementError as err:
+        assert "Nothing was changed" in str(err)
+        return
+    assert plan(list(reversed(services)), list(reversed(nodes))) == result  # input order does not matter
+    by_name = dict((n["name"], n) for n in nodes)
+    used = dict((n["name"], [0, 0.0]) for n in nodes)
+    for s in services:
+        slots = result["services"][s["name"]]["slots"]
+        assert len(slots) == s["replicas"] and None not in slots
+        for name in slots:
+            n = by_name[name]
+            assert n["alive"]
+            assert not s["constraints"]["arch"] or n["arch"] in s["constraints"]["arch"]
+            used[name][0] += s["resources"]["memory"]
+            used[name][1] += s["resources"]["cpu"]
+    for name, (memory, cpu) in used.items():
+        assert memory <= by_name[name]["memory"] and cpu <= by_name[name]["cpus"] + 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(cluster)
+def test_a_plan_is_stable_under_no_change(case):
+    services, nodes = case
+    try:
+        first = plan(services, nodes)
+    except PlacementError:
+        return
+    assert moves(first, plan(services, nodes, first["services"])) == []
+
+
+# -- rollouts --------------------------------------------------------------------------------------
+
+from ansible_collections.pico.cloud.plugins.module_utils.placement import node_specs, rollout_steps  # noqa: E402
+
+ARCH = {"pizero-%d" % i: "armv6l" for i in range(1, 5)}
+
+
+def specs(svc, nodes):
+    return node_specs(svc, plan([svc], nodes)["services"][svc["name"]]["slots"], ARCH)
+
+
+def test_one_file_per_node_tagged_with_the_spec():
+    files = specs(service(replicas=4, port=8080, health={"type": "http", "path": "/healthz"}), lab(3))
+    assert sorted(f["replicas"] for f in files.values()) == [1, 1, 2]
+    first = next(iter(files.values()))
+    assert first["image"] == "pico/demo:1.0.0" and first["port"] == 8080
+    assert [t for t in first["tags"] if t.startswith("pico.spec:")] and "resources" not in first
+
+
+def test_a_new_version_replaces_node_by_node_with_the_canary_first():
+    nodes = lab(3, images=("pico/demo:1.0.0", "pico/demo:2.0.0"))
+    old = specs(service(replicas=3), nodes)
+    new_service = validate_service({"name": "demo", "image": "pico/demo:2.0.0", "replicas": 3,
+                                    "update": {"canary": 1, "batch_size": 2}})
+    batches = rollout_steps(new_service, old, specs(new_service, nodes))
+    assert [(b["canary"], [s["action"] for s in b["steps"]]) for b in batches] == [
+        (True, ["replace"]), (False, ["replace", "replace"])]
+
+
+def test_moves_start_the_new_instances_before_the_old_stop():
+    svc = service(replicas=2)
+    old = {"pizero-1": specs(svc, lab(2))["pizero-1"], "pizero-2": specs(svc, lab(2))["pizero-2"]}
+    new = {"pizero-1": old["pizero-1"], "pizero-3": old["pizero-2"]}
+    batches = rollout_steps(svc, old, new)
+    assert [[(s["node"], s["action"]) for s in b["steps"]] for b in batches] == [[("pizero-3", "start")], [("pizero-2", "stop")]]
+
+
+def test_nothing_changed_means_no_batches():
+    svc = service(replicas=3)
+    files = specs(svc, lab(3))
+    assert rollout_steps(svc, files, dict(files)) == []
+
+
+def test_scaling_keeps_the_running_replicas():
+    svc = service(replicas=1)
+    one = specs(svc, lab(1))
+    two = specs(service(replicas=2), lab(1))
+    assert [[s["action"] for s in b["steps"]] for b in rollout_steps(svc, one, two)] == [["scale-up"]]
+    down = rollout_steps(svc, two, one)
+    assert [[(s["action"], s["drain"]) for s in b["steps"]] for b in down] == [[("scale-down", [1])]]
