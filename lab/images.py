@@ -109,7 +109,8 @@ rm -rf /var/cache/apt/archives/*.deb /var/log/*.log /var/log/apt/*
 # Emulated nodes only.
 # - qemu-user reads QEMU_CPU from each process's own environment, and neither systemd services
 #   nor SSH sessions inherit the container's: without these two files sshd, and so every
-#   Ansible task, would run on qemu's default CPU (an ARMv7 for armel), not the board's.
+#   Ansible task, would run on qemu's default CPU (an ARMv7 for armel), not the board's. sudo
+#   resets the environment too: a task run with become would see an armv7l Pi Zero.
 # - The kernel sees the host's syscalls, so a unit's seccomp filter for the guest architecture
 #   (SystemCallFilter, SystemCallArchitectures=native) kills it; qemu's code translator needs
 #   writable+executable memory; qemu cannot set up a unit's private network namespace (EIO).
@@ -119,6 +120,8 @@ QEMU_SETUP_SCRIPT = r"""
 mkdir -p /etc/systemd/system.conf.d /etc/systemd/system/service.d
 printf '[Manager]\nDefaultEnvironment=QEMU_CPU=%(cpu)s\n' >/etc/systemd/system.conf.d/pico-lab-qemu.conf
 echo 'QEMU_CPU=%(cpu)s' >>/etc/environment
+echo 'Defaults env_keep += "QEMU_CPU"' >/etc/sudoers.d/pico-lab-qemu
+chmod 0440 /etc/sudoers.d/pico-lab-qemu
 cat >/etc/systemd/system/service.d/pico-lab-qemu.conf <<'EOF'
 [Service]
 SystemCallFilter=

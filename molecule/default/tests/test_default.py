@@ -286,3 +286,8 @@ def test_every_boards_demo_is_found_by_dns_and_answers_over_the_mesh(host):
         assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 http://{address}:8080/healthz") == "200", name
         version = json.loads(host.check_output(f"curl -s --max-time 10 http://{address}:8080/version"))
         assert version["version"] == "1.0.0", name
+
+
+def test_tasks_run_with_become_see_the_boards_cpu(host):
+    """sudo keeps QEMU_CPU in the lab (lab/images.py): facts gathered with become are the board's."""
+    assert host.check_output("sudo -n uname -m") == EXPECTED_MACHINE[_name(host)]
