@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+"""The node agent's HTTP API, as modules on a node reach it: on the node's loopback address.
+
+The controller never talks to agents directly (they listen on loopback and the WireGuard mesh
+only); a module running on a node asks that node's agent, which answers for the whole cluster.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+try:
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
+except ImportError:  # Python 2 has no business on a Pi Zero here, but sanity imports this
+    HTTPError = URLError = Exception
+    Request = urlopen = None
+
+DEFAULT_URL = "http://127.0.0.1:8500"
+DEFAULT_TOKEN_FILE = "/var/lib/pico-agent/api-token"
+
+
+class AgentError(Exception):
+    pass
+
+
+def call(url, path, method="GET", token=None, timeout=10):
+    """(status, parsed JSON body) of one request; AgentError when the agent cannot be reached."""
+    request = Request(url.rstrip("/") + path, method=method, data=b"" if method in ("POST", "DELETE") else None)
+    if token:
+        request.add_header("Authorization", "Bearer %s" % token)
+    try:
+        response = urlopen(request, timeout=timeout)
+        status, body = response.status, response.read()
+    except HTTPError as err:
+        status, body = err.code, err.read()
+    except (URLError, OSError) as err:
+        raise AgentError("cannot reach the pico-agent at %s (%s): is pico-agent.service running? "
+                         "(systemctl status pico-agent)" % (url, getattr(err, "reason", err)))
+    try:
+        return status, json.loads(body.decode("utf-8")) if body else {}
+    except ValueError:
+        raise AgentError("the pico-agent at %s answered %s with something that is not JSON" % (url, path))
+
+
+def read_token(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError) as err:
+        raise AgentError("cannot read the agent's API token %s: %s" % (path, err))

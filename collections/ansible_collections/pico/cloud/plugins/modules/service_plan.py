@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: service_plan
+short_description: Place service replicas on nodes and work out the rollout that gets there
+version_added: "0.5.0"
+description:
+  - Runs on the controller (an action plugin; nothing runs on a node). Validates the cluster's
+    service declarations, places every replica slot on a node with the planner in
+    C(module_utils/placement.py), which is pure and deterministic (the same inputs give the same plan),
+    and returns the plan, each node's service files, and for each service the batches of node
+    changes a rollout makes.
+  - Placement respects constraints (architecture, board, node labels), resource requests (memory
+    and CPU against each node's capacity), the image each node has for its architecture, and
+    spreads replicas over nodes or a label (C(spread)), or packs them on as few nodes as fit
+    (C(strategy=pack)). It is stable. A plan with nothing changed moves nothing, a new node takes
+    only what spreading needs, a node that is gone gives up only its own replicas.
+  - A declaration that cannot be placed in full fails with the service and the reason, before
+    anything changes; there is never a partial plan.
+  - Reports C(changed) when the placement or a node's service files would change, with the
+    placement change as its diff.
+options:
+  services:
+    description:
+      - The service declarations (C(pico_services)). Each has C(name), C(image) (a name, or a
+        mapping of architecture to name), C(replicas), C(port), C(health), C(env), C(command),
+        C(tags), C(network), C(container_port) (what the agent runs), C(resources) (C(memory),
+        C(cpu) requests), C(constraints) (C(arch), C(board), C(labels)), C(spread) (V(node) or
+        V(label:<name>)), C(strategy) (V(spread) or V(pack)) and C(update) (C(batch_size),
+        C(order), C(min_healthy_time), C(healthy_deadline), C(canary), C(auto_rollback),
+        C(drain_time)). Unknown fields are refused.
+    type: list
+    elements: dict
+    required: true
+  nodes:
+    description:
+      - Every node of the cluster with C(name), C(arch), C(board), C(labels), C(memory), C(cpus),
+        C(images) (image names it has; omitted means unknown) and C(alive).
+      - A bare name stands for a member that is down (unreachable), which takes no replicas.
+    type: list
+    elements: raw
+    required: true
+  current:
+    description: The plan the nodes hold (C(generation), C(version), C(services)); empty for a first deploy.
+    type: dict
+    default: {}
+  node_services:
+    description: Each node's current service files, by node and service name.
+    type: dict
+    default: {}
+  only:
+    description: Change only this service; every other keeps the placement the nodes hold.
+    type: str
+  drain:
+    description: Nodes to drain (a name or a list); they take no replicas, in this plan and later ones, until undrained.
+    type: raw
+  undrain:
+    description: Drained nodes that take replicas again.
+    type: raw
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  action:
+    support: full
+author:
+  - Pico-Cloud developers
+"""
+
+EXAMPLES = r"""
+- name: Plan the placement of every declared service
+  pico.cloud.service_plan:
+    services: "{{ pico_services }}"
+    nodes: "{{ ansible_play_hosts | map('extract', hostvars, '_pico_deploy_node') | list }}"
+    current: "{{ newest_plan }}"
+  run_once: true
+  register: placement
+"""
+
+RETURN = r"""
+plan:
+  description: C(generation), C(version), C(services) (each with C(digest) and C(slots), a node per replica), C(nodes) (requests per node) and C(drained) (nodes kept empty).
+  returned: success
+  type: dict
+node_files:
+  description: By node, the service files its agent runs under the plan.
+  returned: success
+  type: dict
+rollouts:
+  description: By service with something to change, its update C(policy) and C(batches) of steps (C(node), C(action), C(old), C(new)).
+  returned: success
+  type: list
+  elements: dict
+removed:
+  description: Services the nodes run under the old plan that are no longer declared.
+  returned: success
+  type: list
+  elements: str
+moves:
+  description: Each slot that changes node, as [service, slot, from, to].
+  returned: success
+  type: list
+  elements: list
+"""
