@@ -57,7 +57,7 @@ syntax:
 	done
 
 integration:
-	pytest -q tests/integration runtime/tests/integration
+	pytest -q --durations=15 tests/integration runtime/tests/integration
 
 molecule:
 	molecule test -s default

@@ -1,0 +1,223 @@
+"""Orchestration through playbooks on the three emulated boards Molecule converged: the service
+`web` declared once for the cluster, placed and rolled out by playbooks/deploy.yml, drained by
+playbooks/drain.yml, shown by playbooks/status.yml, with a client on a board resolving through
+the agents' DNS while each rollout runs. Runs after test_default.py (file order), on its nodes."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(REPO))
+from tests.playbook_run import expect_refused, expect_success, expect_unchanged, run_playbook  # noqa: E402
+
+INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
+BOARDS = ("molecule-pizero", "molecule-pizero-b", "molecule-pizero2")
+CLIENT = "molecule-pizero2"
+PORT = 8090
+
+
+def web(version="1.0.0", **extra):
+    service = {"name": "web", "image": f"pico/demo:{version}", "replicas": 3, "port": PORT,
+               "health": {"type": "http", "path": "/healthz", "interval": 1, "timeout": 1, "retries": 2,
+                          "start_period": 60},
+               "resources": {"memory": "48m", "cpu": 0.2},
+               "update": {"min_healthy_time": 3, "healthy_deadline": 90, "drain_time": 2}}
+    for key, value in extra.items():
+        service[key] = {**service[key], **value} if isinstance(value, dict) and key in service else value
+    return service
+
+
+def deploy(tmp_path, services, *args, playbook="playbooks/deploy.yml", env=None):
+    extra = tmp_path / "services.json"
+    extra.write_text(json.dumps({"pico_services": services}))
+    return run_playbook(INVENTORY, playbook, "-e", f"@{extra}", *args,
+                        env={"ANSIBLE_CONFIG": os.environ["ANSIBLE_CONFIG"], **(env or {})})
+
+
+def board(node, *cmd, check=True):
+    return subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True, check=check).stdout
+
+
+def plan_on(node):
+    return json.loads(board(node, "cat", "/etc/pico-agent/plan.json"))
+
+
+def containers(node):
+    out = board(node, "podman", "ps", "--filter", "label=pico.service=web", "--format", "{{.Names}} {{.ID}}")
+    return dict(line.split() for line in out.splitlines())
+
+
+def versions_in_discovery():
+    script = ("import json, urllib.request; print(json.dumps([(i['node'], i['port'], i['tags']) for i in json.load("
+              "urllib.request.urlopen('http://127.0.0.1:8500/v1/services/web'))['instances']]))")
+    return json.loads(board(CLIENT, "python3", "-c", script))
+
+
+class Load:
+    """A client on a board (lab/load_client.py): resolve web through its agent's DNS, GET /version,
+    count what fails."""
+
+    def __enter__(self):
+        board(CLIENT, "rm", "-f", "/root/load.stop", "/root/load.json")
+        subprocess.run(["docker", "exec", "-i", CLIENT, "sh", "-c", "cat > /root/load_client.py"],
+                       input=(REPO / "lab/load_client.py").read_text(), text=True, check=True)
+        self.proc = subprocess.Popen(["docker", "exec", CLIENT, "python3", "/root/load_client.py", "web", str(PORT),
+                                      "/root/load.json", "/root/load.stop"])
+        time.sleep(3)
+        return self
+
+    def __exit__(self, *exc):
+        board(CLIENT, "touch", "/root/load.stop")
+        self.proc.wait(timeout=60)
+        self.result = json.loads(board(CLIENT, "cat", "/root/load.json"))
+        return False
+
+
+@pytest.fixture(scope="module")
+def first_deploy(tmp_path_factory):
+    result = deploy(tmp_path_factory.mktemp("deploy"), [web()])
+    expect_success(result, BOARDS, changed=True)
+    return result
+
+
+def test_a_first_deploy_places_one_replica_on_each_board(first_deploy):
+    plans = [plan_on(node) for node in BOARDS]
+    assert all(p == plans[0] for p in plans)  # every node holds the same plan
+    assert sorted(plans[0]["services"]["web"]["slots"]) == sorted(BOARDS)
+    assert sorted(node for node, _, _ in versions_in_discovery()) == sorted(BOARDS)
+
+
+def test_a_rerun_with_nothing_changed_changes_and_restarts_nothing(first_deploy, tmp_path):
+    before = {node: containers(node) for node in BOARDS}
+    expect_unchanged(deploy(tmp_path, [web()]), BOARDS)
+    assert {node: containers(node) for node in BOARDS} == before
+
+
+def test_check_mode_shows_the_placement_change_and_does_nothing(first_deploy, tmp_path):
+    before = {node: containers(node) for node in BOARDS}
+    result = deploy(tmp_path, [web(replicas=4)], "--check", "--diff")
+    expect_success(result, BOARDS)
+    assert "+web: " in result.stdout and "-web: " in result.stdout
+    assert {node: containers(node) for node in BOARDS} == before
+    assert len(plan_on(BOARDS[0])["services"]["web"]["slots"]) == 3
+
+
+def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
+    with Load() as load:
+        result = deploy(tmp_path, [web("2.0.0")])
+    expect_success(result, BOARDS, changed=True)
+    assert "batch 1/3" in result.stdout and "batch 3/3" in result.stdout
+    assert load.result["failed"] == 0, load.result
+    assert load.result["ok"] > 20 and set(load.result["versions"]) == {"1.0.0", "2.0.0"}, load.result
+    images = {node: board(node, "podman", "inspect", "--format", "{{.ImageName}}", "pico-web-0").strip()
+              for node in BOARDS}
+    assert all(image.endswith("pico/demo:2.0.0") for image in images.values()), images
+
+
+def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(first_deploy, tmp_path):
+    """Two nodes per batch: both get the failing version, both go back; the third is never touched."""
+    before = {node: containers(node) for node in BOARDS}
+    broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"batch_size": 2, "healthy_deadline": 15})
+    with Load() as load:
+        result = deploy(tmp_path, [broken])
+    expect_refused(result, BOARDS, "Rollout of web to pico/demo:2.0.0 failed", "HTTP 500", "Rolled back:",
+                   unchanged=[])
+    assert load.result["failed"] == 0, load.result
+    after = {node: containers(node) for node in BOARDS}
+    touched = [node for node in BOARDS if after[node] != before[node]]
+    assert len(touched) == 2 and all(node in result.text for node in touched)
+    untouched = next(node for node in BOARDS if node not in touched)
+    assert after[untouched] == before[untouched]
+    tags = {tuple(t) for _, _, t in versions_in_discovery()}
+    assert len(tags) == 1 and len(versions_in_discovery()) == 3  # all back on one spec, all healthy
+
+
+def test_a_failing_canary_touches_one_node_only(first_deploy, tmp_path):
+    before = {node: containers(node) for node in BOARDS}
+    broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"canary": 1, "batch_size": 3, "healthy_deadline": 15})
+    result = deploy(tmp_path, [broken])
+    expect_refused(result, BOARDS, "canary 1/", "HTTP 500", unchanged=[])
+    changed = [node for node in BOARDS if containers(node) != before[node]]
+    assert len(changed) == 1
+    assert len(versions_in_discovery()) == 3
+
+
+def test_draining_a_node_moves_its_replica_with_no_failed_request(first_deploy, tmp_path):
+    with Load() as load:
+        result = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", playbook="playbooks/drain.yml")
+    expect_success(result, BOARDS, changed=True)
+    assert load.result["failed"] == 0, load.result
+    assert containers("molecule-pizero-b") == {}
+    assert plan_on("molecule-pizero")["drained"] == ["molecule-pizero-b"]
+    assert "molecule-pizero-b" not in {node for node, _, _ in versions_in_discovery()}
+    assert len(versions_in_discovery()) == 3
+    # A later deploy keeps it drained; undraining gives it a replica back.
+    expect_unchanged(deploy(tmp_path, [web("2.0.0")]), BOARDS)
+    back = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", "-e", "undrain=true", playbook="playbooks/drain.yml")
+    expect_success(back, BOARDS, changed=True)
+    assert sorted(node for node, _, _ in versions_in_discovery()) == sorted(BOARDS)
+
+
+def test_status_shows_services_and_nodes(first_deploy, tmp_path):
+    text = deploy(tmp_path, [web("2.0.0")], playbook="playbooks/status.yml")
+    expect_unchanged(text, BOARDS)
+    table = text.stdout.replace("\\n", "\n")  # the message is one string; callbacks print it either way
+    assert re.search(r"^\s*web\s+3/3\s+pico/demo:2\.0\.0\s+molecule-pizero:1 molecule-pizero-b:1 molecule-pizero2:1",
+                     table, re.M), table[-2000:]
+    assert re.search(r"^\s*molecule-pizero\s+armv6l\s+pizero\s+balanced\s+48/352 MiB\s+0\.2/1\s+web:1", table, re.M), table[-2000:]
+    assert re.search(r"^\s*molecule-pizero2\s+aarch64\s+pizero2\s+balanced\s+48/352 MiB\s+0\.2/4\s+web:1", table, re.M)
+    # For a program: the message is the status as JSON (read here through Ansible's json callback).
+    as_json = deploy(tmp_path, [web("2.0.0")], "-e", "status_format=json", playbook="playbooks/status.yml",
+                     env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+    assert as_json.returncode == 0, as_json.tail()
+    tasks = json.loads(as_json.stdout)["plays"][0]["tasks"]
+    shown = next(t for t in tasks if t["task"]["name"] == "Show the status")
+    status = json.loads(next(iter(shown["hosts"].values()))["msg"])
+    assert [(s["name"], s["desired"], s["healthy"]) for s in status["services"]] == [("web", 3, 3)]
+    assert {n["name"]: (n["arch"], n["power_profile"]) for n in status["nodes"]} == {
+        "molecule-pizero": ("armv6l", "balanced"), "molecule-pizero-b": ("armv6l", "balanced"),
+        "molecule-pizero2": ("aarch64", "balanced")}
+
+
+def test_what_cannot_be_placed_changes_nothing(first_deploy, tmp_path):
+    """Every other kind of bad declaration is refused the same way, before any task on a node
+    changes anything (the planner's unit tests name each one)."""
+    before = ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0]))
+    result = deploy(tmp_path, [web("2.0.0", resources={"memory": "600m"})])
+    expect_refused(result, BOARDS, "service web: 0 of 3 replicas fit (requests 600 MiB memory", "Nothing was changed")
+    assert ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0])) == before
+
+
+def test_a_rollout_lock_held_by_another_run_stops_this_one(first_deploy, tmp_path):
+    lock = json.dumps({"owner": "other-controller:abc", "service": "web", "expires": int(time.time()) + 600})
+    write_lock(lock)
+    try:
+        result = deploy(tmp_path, [web("1.0.0")])
+        expect_refused(result, BOARDS, "holds the rollout lock until", "other-controller:abc", unchanged=BOARDS)
+        write_lock(json.dumps({"owner": "crashed:xyz", "service": "web", "expires": int(time.time()) - 1}))
+        after = deploy(tmp_path, [web("2.0.0")])  # an expired lease stops nobody
+        expect_success(after, BOARDS)
+        assert "holds the rollout lock" not in after.text
+    finally:
+        board(BOARDS[1], "rm", "-f", LOCK)
+
+
+LOCK = "/run/pico-cloud-rollout.json"
+
+
+def write_lock(text):
+    subprocess.run(["docker", "exec", "-i", BOARDS[1], "sh", "-c", f"cat > {LOCK}"], input=text, text=True, check=True)
+
+
+def test_a_service_no_longer_declared_is_removed(first_deploy, tmp_path):
+    result = deploy(tmp_path, [])
+    expect_success(result, BOARDS, changed=True)
+    assert all(containers(node) == {} for node in BOARDS)
+    assert "web" not in plan_on(BOARDS[0])["services"]
+    assert versions_in_discovery() == []
