@@ -2,7 +2,7 @@
 """Ansible's speed on the emulated lab, and a board starting a container, printed as JSON.
 
     .venv/bin/python bench/ansible_speed.py [--runs 3] [--stock-runs 1] [--keep]
-    .venv/bin/python bench/ansible_speed.py --make-lab [--bare]     # also `make lab` from a fresh clone
+    .venv/bin/python bench/ansible_speed.py --make-lab [--bare] [--only-make-lab]   # `make lab` from a fresh clone
 
 Brings up a lab of its own (pico-bench-speed, the default mix: 2 x Pi Zero, 1 x Pi Zero 2 W) and
 measures, in one run so the numbers compare:
@@ -111,7 +111,11 @@ def main() -> None:
     parser.add_argument("--make-lab", action="store_true", help="also time `make lab` from a fresh clone")
     parser.add_argument("--bare", action="store_true", help="with --make-lab: rebuild images as on a new machine")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--only-make-lab", action="store_true", help="only time make lab (with --make-lab)")
     args = parser.parse_args()
+    if args.only_make_lab:
+        print(json.dumps({"make_lab": make_lab(args.bare)}, indent=2))
+        return
 
     state = REPO / ".lab"
     inventory = state / NAME / "hosts.yml"
