@@ -117,12 +117,7 @@ def main() -> None:
         print(json.dumps({"make_lab": make_lab(args.bare)}, indent=2))
         return
 
-    state = REPO / ".lab"
-    inventory = state / NAME / "hosts.yml"
-    lab = cluster.Lab(NAME, state, inventory)
-    lab.down()
-    lab.up(cluster.plan(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE))
-    try:
+    with benchlib.own_lab(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (lab, inventory):
         first_s, output = benchlib.playbook_output(inventory, "site.yml")
         first_changed = {host: c["changed"] for host, c in benchlib.recap(output).items()}
         lab.wait_for_services(300)
@@ -151,9 +146,6 @@ def main() -> None:
             "memory_emulated": {"note": "RSS under qemu-user includes qemu's own memory: an upper bound, not a board",
                                 **memory},
         }
-    finally:
-        if not args.keep:
-            lab.down()
     if args.make_lab:
         report["make_lab"] = make_lab(args.bare)
     print(json.dumps(report, indent=2))

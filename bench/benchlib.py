@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,3 +45,19 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     """{host: {ok: n, changed: n, ...}} from a PLAY RECAP."""
     return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
             for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
+
+
+@contextmanager
+def own_lab(name: str, mix: str, subnet: str, port_base: int, keep: bool = False):
+    """A fresh lab of the bench's own, taken down afterwards unless keep: yields (lab, inventory)."""
+    from lab import cluster  # the bench put REPO on sys.path first
+
+    inventory = REPO / ".lab" / name / "hosts.yml"
+    lab = cluster.Lab(name, REPO / ".lab", inventory)
+    lab.down()
+    lab.up(cluster.plan(name, mix, subnet, port_base))
+    try:
+        yield lab, inventory
+    finally:
+        if not keep:
+            lab.down()

@@ -85,12 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
-    state = REPO / ".lab"
-    inventory = state / NAME / "hosts.yml"
-    lab = cluster.Lab(NAME, state, inventory)
-    lab.down()
-    lab.up(cluster.plan(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE))
-    try:
+    with benchlib.own_lab(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (_, inventory):
         (inventory.parent / "no-pins.json").write_text(json.dumps({"pico_agent_services": []}))
         benchlib.playbook(inventory, "site.yml", "-e", f"@{inventory.parent / 'no-pins.json'}")
         first_s, _ = deploy(inventory, [web("1.0.0")])
@@ -114,9 +109,6 @@ def main() -> None:
                                             "requests_failed": rollback_load.result["failed"]},
         }
         print(json.dumps(report, indent=2))
-    finally:
-        if not args.keep:
-            lab.down()
 
 
 if __name__ == "__main__":
