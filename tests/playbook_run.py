@@ -38,9 +38,11 @@ class PlaybookRun:
         return f"ansible-playbook {' '.join(self.args)} (exit {self.returncode}):\n{self.stdout[-size:]}\n{self.stderr[-1000:]}"
 
 
-def run_playbook(inventory: Path, *args: str, env: dict[str, str] | None = None) -> PlaybookRun:
-    """ansible-playbook with the project's ansible.cfg, from the repository root."""
-    full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
+def run_playbook(inventory: Path, *args: str, env: dict[str, str | None] | None = None) -> PlaybookRun:
+    """ansible-playbook with the project's ansible.cfg, from the repository root. In env, a value
+    of None removes that variable (e.g. a callback the caller's environment enables)."""
+    merged = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
+    full_env = {name: value for name, value in merged.items() if value is not None}
     result = subprocess.run(["ansible-playbook", "-i", str(inventory), *args], cwd=REPO, capture_output=True,
                             text=True, check=False, env=full_env)
     return PlaybookRun(("-i", str(inventory), *args), result.returncode, result.stdout, result.stderr)

@@ -174,7 +174,8 @@ def test_status_shows_services_and_nodes(first_deploy, tmp_path):
     assert re.search(r"^\s*molecule-pizero2\s+aarch64\s+pizero2\s+balanced\s+48/352 MiB\s+0\.2/4\s+web:1", table, re.M)
     # For a program: the message is the status as JSON (read here through Ansible's json callback).
     as_json = deploy(tmp_path, [web("2.0.0")], "-e", "status_format=json", playbook="playbooks/status.yml",
-                     env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+                     # Molecule's environment enables profile_tasks, which would print around the JSON.
+                     env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACKS_ENABLED": None})
     assert as_json.returncode == 0, as_json.tail()
     tasks = json.loads(as_json.stdout)["plays"][0]["tasks"]
     shown = next(t for t in tasks if t["task"]["name"] == "Show the status")
