@@ -13,19 +13,29 @@ NODES = [{"name": n, "arch": "armv6l", "board": "pizero", "memory": "352m", "cpu
          for n in ("pz-1", "pz-2", "pz-3")]
 
 
-def plan(tmp_path, check=False, **args):
+def plan(tmp_path, check=False, collections=COLLECTIONS, **args):
     play = tmp_path / "play.yml"
     play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": "Plan", "pico.cloud.service_plan": args, "register": "result"},
         {"name": "Show", "ansible.builtin.copy": {"content": "{{ result | to_json }}", "dest": str(tmp_path / "out.json")},
          "check_mode": False}]}]))
-    result = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(play), "--diff",
+    result = subprocess.run([ansible_tool("ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "--diff",
                              *(["--check"] if check else [])],
                             capture_output=True, text=True, check=False,
-                            env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_STRATEGY": "linear",
+                            env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_STRATEGY": "linear",
                                  "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
     out = json.loads((tmp_path / "out.json").read_text()) if result.returncode == 0 else None
     return result, out
+
+
+def ansible_tool(name):
+    """The ansible-* command beside this Python (the project's venv), else the one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else name
+
+
+def ansible_galaxy(*args, cwd):
+    subprocess.run([ansible_tool("ansible-galaxy"), *args], cwd=cwd, check=True, capture_output=True)
 
 
 def service(name, image="app:1", replicas=2):
@@ -70,3 +80,17 @@ def test_a_bad_declaration_fails_the_task_with_the_reason(tmp_path):
     assert "service web: 3 of 9 replicas fit" in " ".join(result.stdout.split())
     result, _ = plan(tmp_path, services=[service("web")], nodes=NODES, drain="pz-9")
     assert "cannot drain pz-9: not a node of this cluster" in " ".join(result.stdout.split())
+
+
+def test_the_planner_works_from_an_installed_collection(tmp_path):
+    """Sites install the built collection, not this checkout: the action and its module_utils
+    must travel in the archive."""
+    ansible_galaxy("collection", "build", str(COLLECTIONS / "pico/cloud"),
+                   "--output-path", str(tmp_path), cwd=tmp_path)
+    archive = next(tmp_path.glob("pico-cloud-*.tar.gz"))
+    ansible_galaxy("collection", "install", str(archive), "-p", str(tmp_path / "installed"), cwd=tmp_path)
+    result, out = plan(tmp_path, services=[service("web")], nodes=NODES, collections=tmp_path / "installed")
+    assert result.returncode == 0, result.stdout
+    _, from_checkout = plan(tmp_path, services=[service("web")], nodes=NODES)
+    assert len(out["plan"]["services"]["web"]["slots"]) == 2
+    assert out["plan"] == from_checkout["plan"]  # one planner: the same inputs give the same plan
