@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ COLLECTIONS = Path(__file__).resolve().parents[5]
 def run_module(tmp_path):
     def run(module, /, check=False, diff=False, _prefix=(), **args):  # positional-only: modules may take `name`
         """_prefix: a command the module runs under (e.g. in a mount namespace)."""
-        args_file = tmp_path / f"{module}-args.json"
+        args_file = tmp_path / f"{module}-args-{uuid.uuid4().hex}.json"  # one per run: runs may overlap
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}))
         env = {**os.environ, "PYTHONPATH": str(COLLECTIONS)}
         proc = subprocess.run([*_prefix, sys.executable, "-m", f"ansible_collections.pico.cloud.plugins.modules.{module}", str(args_file)],
