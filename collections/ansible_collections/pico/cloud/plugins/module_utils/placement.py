@@ -45,7 +45,7 @@ SERVICE_KEYS = {"name", "image", "replicas", "port", "resources", "constraints",
 RESOURCE_KEYS = {"memory", "cpu"}
 CONSTRAINT_KEYS = {"arch", "board", "labels"}
 UPDATE_DEFAULTS = {
-    "batch_size": 1,            # slots replaced at a time (Nomad max_parallel, Swarm parallelism)
+    "batch_size": 1,            # nodes changed at a time (Nomad max_parallel, Swarm parallelism)
     "order": "stop-first",      # one port per node: the old instance is drained and stopped first
     "min_healthy_time": 5,      # seconds healthy in discovery before the next batch
     "healthy_deadline": 180,    # seconds for a new instance to become healthy, else roll back
