@@ -34,8 +34,11 @@ def ansible_tool(name):
     return str(beside) if beside.exists() else name
 
 
-def ansible_galaxy(*args, cwd):
-    subprocess.run([ansible_tool("ansible-galaxy"), *args], cwd=cwd, check=True, capture_output=True)
+def ansible_galaxy(*args, cwd, collections):
+    # collections: the only path galaxy looks at, or it finds this checkout's pico.cloud (through
+    # the project's ansible.cfg) and installs nothing.
+    subprocess.run([ansible_tool("ansible-galaxy"), *args], cwd=cwd, check=True, capture_output=True,
+                   env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections)})
 
 
 def service(name, image="app:1", replicas=2):
@@ -85,11 +88,13 @@ def test_a_bad_declaration_fails_the_task_with_the_reason(tmp_path):
 def test_the_planner_works_from_an_installed_collection(tmp_path):
     """Sites install the built collection, not this checkout: the action and its module_utils
     must travel in the archive."""
+    installed = tmp_path / "installed"
     ansible_galaxy("collection", "build", str(COLLECTIONS / "pico/cloud"),
-                   "--output-path", str(tmp_path), cwd=tmp_path)
+                   "--output-path", str(tmp_path), cwd=tmp_path, collections=installed)
     archive = next(tmp_path.glob("pico-cloud-*.tar.gz"))
-    ansible_galaxy("collection", "install", str(archive), "-p", str(tmp_path / "installed"), cwd=tmp_path)
-    result, out = plan(tmp_path, services=[service("web")], nodes=NODES, collections=tmp_path / "installed")
+    ansible_galaxy("collection", "install", str(archive), "-p", str(installed), cwd=tmp_path, collections=installed)
+    assert (installed / "ansible_collections/pico/cloud/plugins/module_utils/placement.py").is_file()
+    result, out = plan(tmp_path, services=[service("web")], nodes=NODES, collections=installed)
     assert result.returncode == 0, result.stdout
     _, from_checkout = plan(tmp_path, services=[service("web")], nodes=NODES)
     assert len(out["plan"]["services"]["web"]["slots"]) == 2
