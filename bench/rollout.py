@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import benchlib  # noqa: E402
 from lab import cluster  # noqa: E402
+from lab.board_load import BoardLoad  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-rollout", "172.28.83.0/24", 2750
 CLIENT, PORT = "pizero2-1", 8090
@@ -80,23 +81,6 @@ def batch_seconds(output: str) -> list[float]:
     return [round(b, 1) for b in batches]
 
 
-class Load:
-    def __enter__(self):
-        benchlib.node_exec(NAME, CLIENT, "rm", "-f", "/root/load.stop", "/root/load.json")
-        subprocess.run(["docker", "exec", "-i", benchlib.container(NAME, CLIENT), "sh", "-c", "cat > /root/load_client.py"],
-                       input=(REPO / "lab/load_client.py").read_text(), text=True, check=True)
-        self.proc = subprocess.Popen(["docker", "exec", benchlib.container(NAME, CLIENT), "python3", "/root/load_client.py",
-                                      "web", str(PORT), "/root/load.json", "/root/load.stop"])
-        time.sleep(3)
-        return self
-
-    def __exit__(self, *exc):
-        benchlib.node_exec(NAME, CLIENT, "touch", "/root/load.stop")
-        self.proc.wait(timeout=60)
-        self.result = json.loads(benchlib.node_exec(NAME, CLIENT, "cat", "/root/load.json"))
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
@@ -105,10 +89,10 @@ def main() -> None:
         (inventory.parent / "no-pins.json").write_text(json.dumps({"pico_agent_services": []}))
         benchlib.playbook(inventory, "site.yml", "-e", f"@{inventory.parent / 'no-pins.json'}")
         first_s, _ = deploy(inventory, [web("1.0.0")])
-        with Load() as update_load:
+        with BoardLoad(benchlib.container(NAME, CLIENT), "web", PORT) as update_load:
             update_s, update_out = deploy(inventory, [web("2.0.0")])
         batches = batch_seconds(update_out)
-        with Load() as rollback_load:
+        with BoardLoad(benchlib.container(NAME, CLIENT), "web", PORT) as rollback_load:
             failed_s, failed_out = deploy(inventory, [web("1.0.0", healthy_deadline=30) | {"env": {"DEMO_FAIL_HEALTH": "1"}}],
                                           expect_failure=True)
         rollback_s = sum(s for name, s in task_seconds(failed_out) if name.split(" : ")[-1] in ROLLBACK_TASKS)

@@ -14,6 +14,7 @@ import pytest
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(REPO))
+from lab.board_load import BoardLoad  # noqa: E402
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged, run_playbook  # noqa: E402
 
 INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
@@ -59,24 +60,9 @@ def versions_in_discovery():
     return json.loads(board(CLIENT, "python3", "-c", script))
 
 
-class Load:
-    """A client on a board (lab/load_client.py): resolve web through its agent's DNS, GET /version,
-    count what fails."""
-
-    def __enter__(self):
-        board(CLIENT, "rm", "-f", "/root/load.stop", "/root/load.json")
-        subprocess.run(["docker", "exec", "-i", CLIENT, "sh", "-c", "cat > /root/load_client.py"],
-                       input=(REPO / "lab/load_client.py").read_text(), text=True, check=True)
-        self.proc = subprocess.Popen(["docker", "exec", CLIENT, "python3", "/root/load_client.py", "web", str(PORT),
-                                      "/root/load.json", "/root/load.stop"])
-        time.sleep(3)
-        return self
-
-    def __exit__(self, *exc):
-        board(CLIENT, "touch", "/root/load.stop")
-        self.proc.wait(timeout=60)
-        self.result = json.loads(board(CLIENT, "cat", "/root/load.json"))
-        return False
+def client_load():
+    """A client on a board resolving web through its agent's DNS, counting what fails."""
+    return BoardLoad(CLIENT, "web", PORT)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +89,7 @@ def test_check_mode_shows_the_placement_change_and_does_nothing(first_deploy, tm
 
 
 def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
-    with Load() as load:
+    with client_load() as load:
         result = deploy(tmp_path, [web("2.0.0")])
     expect_success(result, BOARDS, changed=True)
     assert "batch 1/3" in result.stdout and "batch 3/3" in result.stdout
@@ -118,7 +104,7 @@ def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(fi
     """Two nodes per batch: both get the failing version, both go back; the third is never touched."""
     before = {node: containers(node) for node in BOARDS}
     broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"batch_size": 2, "healthy_deadline": 15})
-    with Load() as load:
+    with client_load() as load:
         result = deploy(tmp_path, [broken])
     expect_refused(result, BOARDS, "Rollout of web to pico/demo:2.0.0 failed", "HTTP 500", "Rolled back:",
                    unchanged=[])
@@ -143,7 +129,7 @@ def test_a_failing_canary_touches_one_node_only(first_deploy, tmp_path):
 
 
 def test_draining_a_node_moves_its_replica_and_a_rerun_restarts_nothing(first_deploy, tmp_path):
-    with Load() as load:
+    with client_load() as load:
         result = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", playbook="playbooks/drain.yml")
     expect_success(result, BOARDS, changed=True)
     assert load.result["failed"] == 0, load.result
