@@ -66,7 +66,7 @@ instances:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.agent_api import AgentError, call, read_token
+from ansible_collections.pico.cloud.plugins.module_utils.agent_api import DEFAULT_TOKEN_FILE, DEFAULT_URL, AgentError, call, read_token
 
 
 def main():
@@ -75,8 +75,8 @@ def main():
             name=dict(type="str", required=True),
             replicas=dict(type="list", elements="int"),
             state=dict(type="str", choices=["drained", "published"], default="drained"),
-            api_url=dict(type="str", default="http://127.0.0.1:8500"),
-            token_file=dict(type="path", default="/var/lib/pico-agent/api-token"),
+            api_url=dict(type="str", default=DEFAULT_URL),
+            token_file=dict(type="path", default=DEFAULT_TOKEN_FILE),
         ),
         supports_check_mode=True,
     )

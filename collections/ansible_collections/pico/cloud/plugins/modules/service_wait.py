@@ -110,22 +110,26 @@ instances:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.agent_api import AgentError, call
+from ansible_collections.pico.cloud.plugins.module_utils.agent_api import DEFAULT_URL, AgentError, call
+
+
+def _selected(instances, which):
+    """The instances on which["node"], with its tag and id where it names them."""
+    return [i for i in instances if i.get("node") == which["node"]
+            and (not which.get("tag") or which["tag"] in (i.get("tags") or []))
+            and (not which.get("id") or i.get("id") == which["id"])]
 
 
 def _matches(instances, present, absent):
     """None when the instances are as asked, else what is not yet so."""
     for want in present:
-        have = [i for i in instances if i.get("node") == want["node"]
-                and (not want.get("tag") or want["tag"] in (i.get("tags") or []))]
+        have = _selected(instances, want)
         if len(have) != want["count"]:
             return "%s has %d healthy instance%s%s in discovery, %d wanted" % (
                 want["node"], len(have), "" if len(have) == 1 else "s",
                 " tagged %s" % want["tag"] if want.get("tag") else "", want["count"])
     for gone in absent:
-        left = [i for i in instances if i.get("node") == gone["node"]
-                and (not gone.get("tag") or gone["tag"] in (i.get("tags") or []))
-                and (not gone.get("id") or i.get("id") == gone["id"])]
+        left = _selected(instances, gone)
         if left:
             return "%s still has %d instance%s in discovery" % (gone["node"], len(left), "" if len(left) == 1 else "s")
     return None
@@ -160,7 +164,7 @@ def main():
             min_healthy_time=dict(type="float", default=0),
             timeout=dict(type="float", default=180),
             interval=dict(type="float", default=0.5),
-            api_url=dict(type="str", default="http://127.0.0.1:8500"),
+            api_url=dict(type="str", default=DEFAULT_URL),
         ),
         supports_check_mode=True,
     )
