@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -23,6 +24,24 @@ from pathlib import Path
 from dnslib import QTYPE, DNSRecord
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+# The demo service's native image, built by `make images`, and this machine's dockerd.
+DEMO_ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
+DEMO_IMAGE = "pico/demo:1.0.0"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
+
+
+def load_demo_image() -> str:
+    """The demo image in this machine's dockerd; an AssertionError names the missing set-up step."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        raise AssertionError("dockerd is not running: run scripts/bootstrap.sh (make bootstrap)")
+    if not DEMO_ARCHIVE.exists():
+        raise AssertionError(f"{DEMO_ARCHIVE} missing: build it with `make images`")
+    docker("load", "-q", "-i", str(DEMO_ARCHIVE))
+    return DEMO_IMAGE
 
 
 def free_ports(count: int) -> list[int]:
@@ -118,12 +137,27 @@ class Node:
         command += [f"-retry-join=127.0.0.1:{port}" for port in join] + ["-retry-interval=1s"] if join else []
         self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
 
-    def start_agent(self, bundle: Path | None = None) -> None:
-        """From the sources, or from the zipapp the agent role installs on nodes."""
+    def start_agent(self, bundle: Path | None = None, open_files: int | None = None) -> None:
+        """From the sources, or from the zipapp the agent role installs on nodes. `open_files`: the
+        process's descriptor limit (a unit's LimitNOFILE)."""
         env = dict(os.environ, PYTHONPATH=str(SRC))
         command = [str(bundle)] if bundle else ["-m", "pico_agent"]
+
+        def limit() -> None:
+            if open_files:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.agent = subprocess.Popen([sys.executable, *command, "--config", str(self.root / "agent.toml")],
-                                      env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT)
+                                      env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT,
+                                      preexec_fn=limit)
+
+    def rss_kib(self) -> int:
+        """The agent's resident memory now (0 once it has exited)."""
+        try:
+            status = Path(f"/proc/{self.agent.pid}/status").read_text()
+        except (OSError, AttributeError):
+            return 0
+        return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
     def running(self) -> bool:
         return all(proc is not None and proc.poll() is None for proc in (self.serf, self.agent))
@@ -238,6 +272,17 @@ class AgentLab:
             if sum(1 for s in seen.values() if s == status) != count:
                 return False
         return True
+
+
+def raw_http(port: int, payload: bytes) -> bytes:
+    """Send bytes to 127.0.0.1:port, close the sending side, and return all that comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
 
 
 class PortListener:

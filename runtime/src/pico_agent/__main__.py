@@ -50,16 +50,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import asyncio
-    from .agent import Agent
+    from .agent import Agent, TokenError
     from .log import log, set_level
 
     set_level(config.log_level)
+    _raise_open_file_limit()
     try:
-        asyncio.run(Agent(config).run())
+        return asyncio.run(Agent(config).run())
+    except TokenError as err:
+        print(f"pico-agent: {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         log("error", "agent_failed", error=str(err))
         return 1
-    return 0
+
+
+def _raise_open_file_limit() -> None:
+    """The soft limit up to the hard one (systemd's LimitNOFILE): connection floods need descriptors
+    long before they need memory, and the agent caps its own use."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 if __name__ == "__main__":

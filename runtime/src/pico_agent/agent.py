@@ -7,14 +7,18 @@ import os
 import secrets
 import signal
 import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .api import API, Reply
 from .catalog import Catalog, Instance
 from .config import AgentConfig
-from .dns import DNSProtocol, Resolver
+from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
+from .files import FileProblem, read_small_file
 from .log import log
 from .membership import Membership
 from .metrics import Metrics
@@ -22,16 +26,43 @@ from .state import StateFile
 from .supervisor import Supervisor
 
 SHUTDOWN_BOUND = 15.0
+# A loop that fails this often within the window ends the agent instead of being restarted again.
+TASK_FAILURE_LIMIT = 5
+TASK_FAILURE_WINDOW = 60.0
 
 
-def load_or_create_token(path) -> str:
-    """The API token: created 0600 on first start, so it never has to leave the node."""
+def restart_delay(failures: int) -> float:
+    return min(2.0 ** failures, 30.0)
+
+
+class TokenError(ValueError):
+    """An API token file the agent cannot use; it does not start until it is fixed."""
+
+
+MIN_TOKEN_CHARS = 16
+
+
+def load_or_create_token(path: Path) -> str:
+    """The API token: created 0600 on first start, so it never has to leave the node. A token file
+    anyone else can read is tightened to 0600 (and said so); a short or malformed one is refused."""
     try:
-        token = path.read_text().strip()
-        if token:
-            return token
+        raw, status = read_small_file(path, 4096)
     except FileNotFoundError:
-        pass
+        raw, status = b"", None
+    except (FileProblem, OSError) as err:
+        raise TokenError(f"token_file {err if isinstance(err, FileProblem) else f'{path}: {err.strerror}'}: "
+                         "remove it and the agent makes a new one") from None
+    token = raw.decode("ascii", errors="replace").strip()
+    if token:
+        if len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable() or " " in token:
+            raise TokenError(f"token_file {path}: the token must be at least {MIN_TOKEN_CHARS} printable ASCII "
+                             "characters without spaces: write a longer one, or remove the file and the agent "
+                             "makes a new one")
+        if status is not None and status.st_mode & 0o077:
+            os.chmod(path, 0o600)
+            log("warning", "token_file_mode_tightened", path=str(path), was=oct(status.st_mode & 0o777),
+                now="0o600", advice="others could read the token: remove the file and restart for a new one")
+        return token
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,6 +87,9 @@ class Agent:
         self.supervisor.address = self.advertise_address
         self.membership.on_self_address = self.supervisor.publish
         self.api = API(self, load_or_create_token(config.token_file))
+        self.exit_code = 0
+        self._loop_errors = 0
+        self._last_loop_error_log = -10.0
 
     def advertise_address(self) -> str:
         if self.config.advertise_address:
@@ -79,6 +113,8 @@ class Agent:
 
     # -- what the API asks of the agent --------------------------------------------------------
     def render_metrics(self) -> str:
+        self.metrics.connections_waiting = len(self.api.limiter)
+        self.metrics.connections_evicted = self.api.limiter.evicted
         return self.metrics.render(self.catalog, self.supervisor.status(), self.supervisor.restarts,
                                    len(self.supervisor.desired.errors), self.membership.connected)
 
@@ -91,6 +127,8 @@ class Agent:
         problems += [f"service file {name}: {why}" for name, why in sorted(self.supervisor.desired.errors.items())]
         if self.state.problem:
             problems.append(self.state.problem)
+        if self.supervisor.directory_problem:
+            problems.append(self.supervisor.directory_problem)
         return {
             "node": self.config.node_name, "version": __version__, "status": "degraded" if problems else "ok",
             "problems": problems, "uptime_s": round(time.time() - self.started),
@@ -122,8 +160,47 @@ class Agent:
         return Reply(200, {"undrained": self.supervisor.undrain(name)})
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def _keep_running(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]],
+                            stop: asyncio.Event) -> None:
+        """Run one of the agent's loops; restart it when it fails. A loop that keeps failing ends the
+        agent (Serf left, exit 1) for systemd to restart, rather than a half-working agent that its
+        peers still count on."""
+        failures: list[float] = []
+        while not stop.is_set():
+            try:
+                await work(stop)
+                return
+            except Exception as err:
+                now = time.monotonic()
+                failures = [t for t in failures if now - t < TASK_FAILURE_WINDOW] + [now]
+                where = traceback.extract_tb(err.__traceback__)[-1]
+                log("error", "task_failed", task=name, error=repr(err)[:300],
+                    at=f"{Path(where.filename).name}:{where.lineno}", failures_in_window=len(failures))
+                if len(failures) >= TASK_FAILURE_LIMIT:
+                    log("error", "agent_giving_up", task=name,
+                        why=f"{len(failures)} failures within {TASK_FAILURE_WINDOW:g} s")
+                    self.exit_code = 1
+                    stop.set()
+                    return
+                try:
+                    await asyncio.wait_for(stop.wait(), restart_delay(len(failures)))
+                except asyncio.TimeoutError:
+                    pass
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's own errors (accept() out of file descriptors, a callback that raised): one
+        structured line per 10 s instead of a traceback per event."""
+        self._loop_errors += 1
+        now = time.monotonic()
+        if now - self._last_loop_error_log >= 10.0:
+            log("error", "event_loop_error", message=str(context.get("message", ""))[:200],
+                error=repr(context.get("exception"))[:200], errors_total=self._loop_errors)
+            self._last_loop_error_log = now
+
+    async def run(self) -> int:
+        """Serve until SIGTERM (exit code 0) or until a loop keeps failing (1)."""
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -132,6 +209,7 @@ class Agent:
         resolver = Resolver(self.catalog, self.config.domain, self.config.dns_ttl)
         for address in self.config.bind_addresses:
             servers.append(await self.api.serve(address, self.config.http_port))
+            servers.append(await serve_dns_tcp(resolver, self.metrics, self.api.limiter, address, self.config.dns_port))
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: DNSProtocol(resolver, self.metrics), local_addr=(address, self.config.dns_port))
             transports.append(transport)
@@ -139,9 +217,9 @@ class Agent:
             listen=list(self.config.bind_addresses), http_port=self.config.http_port, dns_port=self.config.dns_port)
         async with asyncio.TaskGroup() as group:
             workers = [
-                group.create_task(self.supervisor.run(stop), name="supervisor"),
-                group.create_task(self.supervisor.watch_events(stop), name="docker-events"),
-                group.create_task(self.membership.run(stop), name="membership"),
+                group.create_task(self._keep_running(name, work, stop), name=name)
+                for name, work in (("supervisor", self.supervisor.run), ("docker-events", self.supervisor.watch_events),
+                                   ("membership", self.membership.run))
             ]
             await stop.wait()
             log("info", "agent_stopping")
@@ -153,4 +231,5 @@ class Agent:
             for worker in workers:
                 worker.cancel()
         self._save_state()
-        log("info", "agent_stopped")
+        log("info", "agent_stopped", exit_code=self.exit_code)
+        return self.exit_code

@@ -11,7 +11,8 @@ POST /v1/services/<name>/restart  restart this node's instances     (Authorizati
 POST /v1/services/<name>/drain    withdraw them (?replicas=1,2: only those) from discovery; DELETE
                                   publishes them again (token)
 
-A deliberately small HTTP/1.1 server: one request per connection, bounded sizes, no keep-alive.
+A deliberately small HTTP/1.1 server: one request per connection, no keep-alive, no request bodies,
+a bounded head read within a deadline, and a cap on connections still waiting to send one.
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .config import NAME_RE
+from .connections import BACKLOG, ConnectionLimiter
 from .log import log
 
 MAX_HEAD = 8 * 1024
-MAX_BODY = 64 * 1024
+# Whole request head within this time, or the connection is closed (slow-loris clients).
 READ_TIMEOUT = 10.0
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-           413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
+           505: "HTTP Version Not Supported"}
+_TOKEN = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token: methods, header names
 
 
 @dataclass
@@ -40,7 +44,6 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
-    body: bytes
     query: str = ""
 
 
@@ -51,7 +54,7 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] | None = None
 
-    def encode(self) -> bytes:
+    def encode(self, with_body: bool = True) -> bytes:
         if self.content_type == "application/json":
             payload = (json.dumps(self.body, indent=1, sort_keys=True) + "\n").encode()
         else:
@@ -59,7 +62,8 @@ class Reply:
         head = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}",
                 f"Content-Type: {self.content_type}", f"Content-Length: {len(payload)}", "Connection: close"]
         head += [f"{k}: {v}" for k, v in (self.headers or {}).items()]
-        return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+        # A HEAD answer has the GET answer's headers and no body (RFC 9110 9.3.2).
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + (payload if with_body else b"")
 
 
 def error(status: int, message: str) -> Reply:
@@ -72,45 +76,102 @@ class BadRequest(Exception):
         self.status = status
 
 
-async def read_request(reader: asyncio.StreamReader) -> Request:
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-    except asyncio.LimitOverrunError:
-        raise BadRequest(431, f"request head larger than {MAX_HEAD} bytes") from None
-    except asyncio.IncompleteReadError:
-        raise BadRequest(400, "incomplete request") from None
-    except asyncio.TimeoutError:
-        raise BadRequest(408, "request not received in time") from None
+def parse_head(head: bytes) -> Request:
+    """The request head up to its blank line. No endpoint takes a body, so none is ever read."""
     try:
         lines = head.decode("ascii").split("\r\n")
     except UnicodeDecodeError:
         raise BadRequest(400, "request head is not ASCII") from None
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
+    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1].startswith("/") or not parts[1].isprintable():
         raise BadRequest(400, "malformed request line")
+    if parts[2] not in ("HTTP/1.1", "HTTP/1.0"):
+        raise BadRequest(505, "HTTP/1.1 or HTTP/1.0 only")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         key, sep, value = line.partition(":")
-        if not sep or not key or " " in key:
+        if not sep or not _TOKEN.match(key):
             raise BadRequest(400, "malformed header line")
-        headers[key.strip().lower()] = value.strip()
-    body = b""
+        headers[key.lower()] = value.strip()
     if "transfer-encoding" in headers:
-        raise BadRequest(411, "send a Content-Length; chunked bodies are not accepted")
-    if "content-length" in headers:
-        length = headers["content-length"]
-        if not length.isdigit():
-            raise BadRequest(400, "Content-Length is not a number")
-        if int(length) > MAX_BODY:
-            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        try:
-            body = await asyncio.wait_for(reader.readexactly(int(length)), READ_TIMEOUT)
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError):
-            raise BadRequest(400, "body shorter than Content-Length") from None
+        raise BadRequest(413, "this API takes no request body")
+    length = headers.get("content-length", "0")
+    if not length.isdigit() or len(length) > 12:
+        raise BadRequest(400, "Content-Length is not a number")
+    if int(length):
+        raise BadRequest(413, "this API takes no request body")
     path, _, query = parts[1].partition("?")
-    return Request(parts[0], path, headers, body, query)
+    return Request(parts[0], path, headers, query)
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection. A protocol rather than a stream and a task: an idle connection then
+    costs a transport and a small buffer, nothing that runs."""
+
+    def __init__(self, api: API):
+        self.api = api
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.answered = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.api.limiter.admit(self)
+        self.timer = asyncio.get_running_loop().call_later(READ_TIMEOUT, self._too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered:
+            return  # a body or a second request: neither is read
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if end >= 0:
+            self._answer(bytes(self.buffer[:end + 4]))
+        elif len(self.buffer) >= MAX_HEAD:
+            self._reply(error(431, f"request head larger than {MAX_HEAD} bytes"))
+
+    def eof_received(self) -> bool:
+        if not self.answered:
+            self._reply(error(400, "incomplete request"))
+        return True  # keep the write side open for the answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.api.limiter.done_waiting(self)
+        if self.timer:
+            self.timer.cancel()
+
+    def _too_slow(self) -> None:
+        if self.answered:
+            self.transport.abort()  # a client that does not read its answer
+        else:
+            self._reply(error(408, "request not received in time"))
+
+    def _answer(self, head: bytes) -> None:
+        self.answered = True
+        self.api.limiter.done_waiting(self)
+        try:
+            request = parse_head(head)
+        except BadRequest as err:
+            self._reply(error(err.status, str(err)))
+            return
+        asyncio.get_running_loop().create_task(self._dispatch(request))
+
+    async def _dispatch(self, request: Request) -> None:
+        try:
+            reply = await self.api.dispatch(request)
+        except Exception as err:  # a handler bug must not take the agent down
+            log("error", "api_handler_failed", error=repr(err)[:300])
+            reply = error(500, "internal error; see the agent's log")
+        self._reply(reply, with_body=request.method != "HEAD")
+
+    def _reply(self, reply: Reply, with_body: bool = True) -> None:
+        self.answered = True
+        self.api.limiter.done_waiting(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply.encode(with_body))
+            self.transport.close()  # after the buffer is written; the timer aborts a client that never reads
 
 
 Handler = Callable[[Request, list[str]], Awaitable[Reply]]
@@ -131,9 +192,10 @@ def _replicas(query: str):
 class API:
     """Routes requests to the agent's handlers; the agent passes itself as `agent`."""
 
-    def __init__(self, agent: Any, token: str):
+    def __init__(self, agent: Any, token: str, limiter: ConnectionLimiter | None = None):
         self.agent = agent
         self._token = token.encode()
+        self.limiter = limiter or ConnectionLimiter()
 
     def authorized(self, request: Request) -> Reply | None:
         given = request.headers.get("authorization", "")
@@ -200,22 +262,6 @@ class API:
             return Reply(405, {"error": "read-only endpoint: use GET"}, headers={"Allow": "GET, HEAD"})
         return None
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                request = await read_request(reader)
-                reply = await self.dispatch(request)
-            except BadRequest as err:
-                reply = error(err.status, str(err))
-            except Exception as err:  # a handler bug must not take the agent down
-                log("error", "api_handler_failed", error=repr(err)[:300])
-                reply = error(500, "internal error; see the agent's log")
-            writer.write(reply.encode())
-            await writer.drain()
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
-        finally:
-            writer.close()
-
     async def serve(self, host: str, port: int) -> asyncio.base_events.Server:
-        return await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True, backlog=BACKLOG)

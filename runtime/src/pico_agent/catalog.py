@@ -71,30 +71,38 @@ class Catalog:
         self.local_version = catalog_version([])
         self.remote: dict[str, tuple[str, list[Instance]]] = {}
         self.members: dict[str, Member] = {}
+        # Bumped by every change a DNS answer could show: the resolver caches answers until then.
+        self.generation = 0
 
     def set_local(self, instances: list[Instance]) -> bool:
         version = catalog_version(instances)
         if version == self.local_version:
             return False
         self.local, self.local_version = sorted(instances), version
+        self.generation += 1
         return True
 
     def set_remote(self, node: str, version: str, instances: list[Instance]) -> None:
         self.remote[node] = (version, instances)
+        self.generation += 1
 
     def remote_version(self, node: str) -> str | None:
         entry = self.remote.get(node)
         return entry[0] if entry else None
 
     def update_member(self, member: Member) -> None:
+        if self.members.get(member.name) != member:
+            self.generation += 1
         self.members[member.name] = member
         if member.status != "alive":
             # A failed or departed node's instances leave discovery at once.
-            self.remote.pop(member.name, None)
+            if self.remote.pop(member.name, None) is not None:
+                self.generation += 1
 
     def forget_member(self, name: str) -> None:
         self.members.pop(name, None)
         self.remote.pop(name, None)
+        self.generation += 1
 
     def instances(self, service: str | None = None) -> list[Instance]:
         """Every healthy instance in the cluster this node knows of."""

@@ -15,7 +15,7 @@ from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("/etc/pico-agent/agent.toml")
 # DNS labels: what a service or node name must look like to be resolvable.
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")  # \Z: "$" would let "web\n" in
 
 
 class ConfigError(ValueError):

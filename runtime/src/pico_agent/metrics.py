@@ -31,6 +31,9 @@ class Metrics:
         self.reconcile_seconds_last = 0.0
         self.peer_fetch_failures = 0
         self.dns_queries = 0
+        # Set by the agent from its connection limiter before each render.
+        self.connections_waiting = 0
+        self.connections_evicted = 0
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_count += 1
@@ -75,6 +78,11 @@ class Metrics:
         metric("pico_peer_fetch_failures_total", "counter", "Failed fetches of a peer's catalog.",
                [({}, self.peer_fetch_failures)])
         metric("pico_dns_queries_total", "counter", "DNS queries answered.", [({}, self.dns_queries)])
+        metric("pico_connections_waiting", "gauge", "TCP connections (API, DNS) that have not sent a whole request.",
+               [({}, self.connections_waiting)])
+        metric("pico_connections_evicted_total", "counter",
+               "Waiting connections dropped to stay under the cap (a connection flood, or very slow clients).",
+               [({}, self.connections_evicted)])
         temperature = _read_number(thermal)
         if temperature is not None:
             metric("pico_node_temperature_celsius", "gauge", "SoC temperature.", [({}, temperature / 1000)])

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
+
+from .files import FileProblem, loads_json, read_small_file
 
 _WITH_BODY = {"members", "members-filtered", "stats", "join"}
 EVENT_TYPES = "member-join,member-leave,member-failed,member-update,member-reap"
@@ -54,7 +55,10 @@ def read_rpc_auth(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_text())
+        raw, _ = read_small_file(path, 64 * 1024)
+        data = loads_json(raw)
+    except FileProblem as err:
+        raise SerfError(f"cannot read the Serf RPC token: {err}") from None
     except OSError as err:
         raise SerfError(f"{path}: cannot read the Serf RPC token: {err.strerror}") from None
     except ValueError:
@@ -81,9 +85,13 @@ class SerfClient:
         except (OSError, asyncio.TimeoutError) as err:
             raise SerfError(f"Serf RPC at {self.host}:{self.port}: {err or 'timed out'}") from None
         self._reader_task = asyncio.create_task(self._read_loop(reader), name="serf-rpc-reader")
-        await self._call("handshake", {"Version": 1})
-        if self._auth_key:
-            await self._call("auth", {"AuthKey": self._auth_key})
+        try:
+            await self._call("handshake", {"Version": 1})
+            if self._auth_key:
+                await self._call("auth", {"AuthKey": self._auth_key})
+        except BaseException:
+            await self.close()  # a refused token must not leave the connection open
+            raise
 
     async def close(self) -> None:
         if self._writer:

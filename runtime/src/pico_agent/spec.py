@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import NAME_RE
+from .files import FileProblem, loads_json, read_small_file
 
 MAX_SPEC_BYTES = 64 * 1024
 MAX_REPLICAS = 16
-_MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
+# More files than this in the services directory are reported, not read.
+MAX_SERVICE_FILES = 256
+_MEMORY_RE = re.compile(r"\A([0-9]+)([kmg]?)b?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
 
 class SpecError(ValueError):
@@ -71,55 +74,77 @@ class ServiceSpec:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message: scalars cut short, lists and objects by size only. Error
+    messages reach the log and the unauthenticated /v1/health, and a service file may hold secrets."""
+    if isinstance(value, dict):
+        return f"(an object of {len(value)} keys)"
+    if isinstance(value, (list, tuple)):
+        return f"(a list of {len(value)})"
+    text = repr(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)} with {', '.join(sorted({type(item).__name__ for item in value}))}"
+    return f"a {type(value).__name__}"
+
+
+def _key(name: str) -> str:
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
 def parse_memory(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     match = _MEMORY_RE.match(str(value).strip()) if isinstance(value, str) else None
     if not match or int(match.group(1)) == 0:
-        raise SpecError(f"memory = {value!r}: use bytes or a size such as 64m")
+        raise SpecError(f"memory = {_shown(value)}: use bytes or a size such as 64m")
     size = int(match.group(1)) * _UNITS[match.group(2).lower()]
     if size < 6 * 1024**2:
-        raise SpecError(f"memory = {value!r}: container runtimes refuse limits under 6 MiB")
+        raise SpecError(f"memory = {_shown(value)}: container runtimes refuse limits under 6 MiB")
     return size
 
 
 def _port(key: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-        raise SpecError(f"{key} = {value!r}: a port is 1-65535")
+        raise SpecError(f"{key} = {_shown(value)}: a port is 1-65535")
     return value
 
 
 def _seconds(key: str, value: Any, minimum: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum or value > 3600:
-        raise SpecError(f"health.{key} = {value!r}: seconds, {minimum}-3600")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not minimum <= value <= 3600:
+        raise SpecError(f"health.{key} = {_shown(value)}: seconds, {minimum}-3600")
     return float(value)
 
 
 def _strings(key: str, value: Any, limit: int) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or len(value) > limit:
-        raise SpecError(f"{key} = {value!r}: a list of at most {limit} strings")
+        # Never the value: command lines carry passwords as often as env does.
+        raise SpecError(f"{key}: a list of at most {limit} strings, not {_kind(value)}")
     return tuple(value)
 
 
 def _health(data: Any) -> HealthSpec:
     if not isinstance(data, dict):
-        raise SpecError(f"health = {data!r}: an object with type http, tcp, command or none")
+        raise SpecError(f"health = {_shown(data)}: an object with type http, tcp, command or none")
     known = {"type", "path", "command", "interval", "timeout", "retries", "start_period"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"unknown key health.{unknown[0]} (known: {', '.join(sorted(known))})")
+        raise SpecError(f"unknown key health.{_key(unknown[0])} (known: {', '.join(sorted(known))})")
     kind = data.get("type", "none")
     if kind not in ("http", "tcp", "command", "none"):
-        raise SpecError(f"health.type = {kind!r}: one of http, tcp, command, none")
+        raise SpecError(f"health.type = {_shown(kind)}: one of http, tcp, command, none")
     path = data.get("path", "/")
     if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024 or any(c in path for c in " \r\n"):
-        raise SpecError(f"health.path = {path!r}: an absolute URL path without spaces")
+        raise SpecError(f"health.path = {_shown(path)}: an absolute URL path without spaces")
     command = _strings("health.command", data.get("command", []), 64)
     if kind == "command" and not command:
         raise SpecError("health.type = 'command' needs health.command, for example [\"pg_isready\"]")
     retries = data.get("retries", 3)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 100:
-        raise SpecError(f"health.retries = {retries!r}: 1-100")
+        raise SpecError(f"health.retries = {_shown(retries)}: 1-100")
     interval = _seconds("interval", data.get("interval", 10), 0.5)
     timeout = _seconds("timeout", data.get("timeout", 2), 0.1)
     if timeout > interval:
@@ -137,38 +162,38 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
         raise SpecError("a service file holds one JSON object")
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
-        raise SpecError(f"unknown key {unknown[0]} (known: {', '.join(sorted(_KNOWN))})")
+        raise SpecError(f"unknown key {_key(unknown[0])} (known: {', '.join(sorted(_KNOWN))})")
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise SpecError(f"name = {name!r}: lower-case letters, digits and '-', at most 63 (a DNS label)")
+        raise SpecError(f"name = {_shown(name)}: lower-case letters, digits and '-', at most 63 (a DNS label)")
     if expected_name is not None and name != expected_name:
-        raise SpecError(f"name = {name!r} but the file is named {expected_name}.json: they must match")
+        raise SpecError(f"name = {_shown(name)} but the file is named {expected_name}.json: they must match")
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not image or len(image) > 255 or " " in image):
-        raise SpecError(f"image = {image!r}: an image reference such as pico/demo:1.0.0")
+        raise SpecError(f"image = {_shown(image)}: an image reference such as pico/demo:1.0.0")
     env = data.get("env", {})
     if not isinstance(env, dict) or len(env) > 128:
-        raise SpecError(f"env = {env!r}: an object of at most 128 NAME: value pairs")
+        raise SpecError(f"env = {_shown(env)}: an object of at most 128 NAME: value pairs")
     for key, value in env.items():
         if not _ENV_NAME_RE.match(key) or not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise SpecError(f"env.{key}: names are letters, digits and _; values are strings or numbers")
+            raise SpecError(f"env.{_key(key)}: names are letters, digits and _; values are strings or numbers")
     if "PORT" in env and data.get("port") is not None:
         raise SpecError("env.PORT is set by the agent from port (replica i gets port + i): remove it from env")
     network = data.get("network", "host")
     if network not in ("host", "bridge"):
-        raise SpecError(f"network = {network!r}: host or bridge")
+        raise SpecError(f"network = {_shown(network)}: host or bridge")
     port = _port("port", data["port"]) if data.get("port") is not None else None
     container_port = _port("container_port", data["container_port"]) if data.get("container_port") is not None else None
     if container_port is not None and network == "host":
         raise SpecError("container_port applies to network bridge only; with network host the service listens on port")
     replicas = data.get("replicas", 1)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
-        raise SpecError(f"replicas = {replicas!r}: 0-{MAX_REPLICAS} on one node")
+        raise SpecError(f"replicas = {_shown(replicas)}: 0-{MAX_REPLICAS} on one node")
     if port is not None and port + max(replicas - 1, 0) > 65535:
         raise SpecError(f"port = {port} with {replicas} replicas runs past 65535 (replica i listens on port + i)")
     cpus = data.get("cpus")
-    if cpus is not None and (not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not 0 < cpus <= 64):
-        raise SpecError(f"cpus = {cpus!r}: a number of cores such as 0.5")
+    if cpus is not None and (not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not 0 < cpus <= 64):  # NaN fails too
+        raise SpecError(f"cpus = {_shown(cpus)}: a number of cores such as 0.5")
     health = _health(data.get("health", {}))
     if image is None:
         if data.get("command") or env or data.get("memory") or cpus or container_port:
@@ -179,7 +204,7 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
         if health.type == "command":
             raise SpecError("health.type command runs inside the container: use http or tcp for a service without image")
     if health.type in ("http", "tcp") and port is None:
-        raise SpecError(f"health.type = {health.type!r} needs port")
+        raise SpecError(f"health.type = {_shown(health.type)} needs port")
     return ServiceSpec(
         name=name,
         image=image,
@@ -198,13 +223,13 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
 
 def load_spec_file(path: Path) -> ServiceSpec:
     try:
-        raw = path.read_bytes()
+        raw, _ = read_small_file(path, MAX_SPEC_BYTES)
+    except FileProblem as err:
+        raise SpecError(str(err)) from None
     except OSError as err:
         raise SpecError(f"{path}: cannot read: {err.strerror}") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{path}: {len(raw)} bytes, larger than {MAX_SPEC_BYTES}")
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise SpecError(f"{path}: not valid JSON: {err}") from None
     try:
@@ -223,6 +248,8 @@ class DesiredState:
 
 
 def directory_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Raises OSError if the directory exists but cannot be listed: the caller keeps what it has,
+    as an unreadable directory is not an empty desired state."""
     try:
         entries = sorted(p for p in directory.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
@@ -233,6 +260,9 @@ def directory_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
             st = entry.stat()
         except FileNotFoundError:
             continue
+        except OSError:  # a symlink loop or the like: listed, so that reading it reports why
+            stamp.append((entry.name, -1, 0))
+            continue
         stamp.append((entry.name, st.st_size, st.st_mtime_ns))
     return tuple(stamp)
 
@@ -241,12 +271,15 @@ def load_desired(directory: Path) -> DesiredState:
     stamp = directory_stamp(directory)
     services: dict[str, ServiceSpec] = {}
     errors: dict[str, str] = {}
-    for name, _, _ in stamp:
+    for index, (name, _, _) in enumerate(stamp):
         path = directory / name
+        if index >= MAX_SERVICE_FILES:
+            errors[path.stem[:64]] = f"{path}: more than {MAX_SERVICE_FILES} service files; not read"
+            continue
         try:
             spec = load_spec_file(path)
         except SpecError as err:
-            errors[path.stem] = str(err)
+            errors[path.stem[:64]] = str(err)
             continue
         services[spec.name] = spec
     return DesiredState(services, errors, stamp)

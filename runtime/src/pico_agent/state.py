@@ -1,6 +1,7 @@
 """Small persistent state (restart counters): written temp + fsync + rename.
 
-A corrupt file is reported and kept aside for inspection, never silently replaced.
+A corrupt file, or one of the wrong shape, is reported and kept aside for inspection, never
+silently replaced; the agent starts with counters at 0 rather than not at all.
 """
 
 from __future__ import annotations
@@ -11,7 +12,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .files import FileProblem, loads_json, read_small_file
 from .log import log
+
+MAX_STATE_BYTES = 1024 * 1024
+
+
+def _checked(data: Any) -> dict[str, Any]:
+    """The state this version writes: {"restarts": {service: count}}; other keys are kept."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    restarts = data.get("restarts", {})
+    if not isinstance(restarts, dict) or not all(
+            isinstance(name, str) and len(name) <= 64 and isinstance(count, int) and not isinstance(count, bool)
+            and 0 <= count < 2**53 for name, count in restarts.items()):
+        raise ValueError("restarts is not an object of service name: count")
+    return data
 
 
 class StateFile:
@@ -21,17 +37,20 @@ class StateFile:
 
     def load(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text())
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            return data
+            raw, _ = read_small_file(self.path, MAX_STATE_BYTES)
+            return _checked(loads_json(raw))
         except FileNotFoundError:
             return {}
-        except (ValueError, UnicodeDecodeError) as err:
+        except (FileProblem, ValueError, OSError) as err:
+            why = str(err) if isinstance(err, FileProblem) else getattr(err, "strerror", None) or str(err)
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            os.replace(self.path, aside)
-            self.problem = f"{self.path} was unreadable ({err}); kept as {aside}, counters restart at 0"
-            log("error", "state_corrupt", path=str(self.path), kept_as=str(aside), error=str(err))
+            try:
+                os.replace(self.path, aside)
+                kept = f"kept as {aside}"
+            except OSError as move_err:
+                kept = f"could not be moved aside ({move_err.strerror})"
+            self.problem = f"{self.path} was unreadable ({why[:200]}); {kept}, counters restart at 0"
+            log("error", "state_corrupt", path=str(self.path), kept=kept, error=why[:200])
             return {}
 
     def save(self, data: dict[str, Any]) -> None:

@@ -112,6 +112,7 @@ class Supervisor:
         self.replicas: dict[str, Replica] = {}
         self.restarts: dict[str, int] = dict(restarts or {})
         self.docker_problem: str | None = None
+        self.directory_problem: str | None = None
         # Where peers reach this node's instances; the agent points it at the Serf member address.
         self.address: Callable[[], str] = lambda: "127.0.0.1"
         self.wake = asyncio.Event()
@@ -120,10 +121,26 @@ class Supervisor:
         self._last_docker_look = 0.0
 
     # -- desired state -------------------------------------------------------------------------
+    def _stamp(self) -> tuple | None:
+        try:
+            stamp = directory_stamp(self.services_dir)
+        except OSError as err:
+            problem = f"services directory {self.services_dir}: {err.strerror}; keeping the last desired state"
+            if self.directory_problem != problem:
+                log("error", "services_dir_unreadable", path=str(self.services_dir), error=err.strerror)
+            self.directory_problem = problem
+            return None
+        self.directory_problem = None
+        return stamp
+
     def _reload(self) -> None:
-        if directory_stamp(self.services_dir) == self.desired.stamp and self.desired.stamp:
+        stamp = self._stamp()
+        if stamp is None or (stamp == self.desired.stamp and self.desired.stamp):
             return
-        new = load_desired(self.services_dir)
+        try:
+            new = load_desired(self.services_dir)
+        except OSError:
+            return  # the directory went away between the two looks; the next pass sees it
         for name, problem in new.errors.items():
             if self.desired.errors.get(name) != problem:
                 log("error", "service_file_invalid", service=name, problem=problem)
@@ -332,7 +349,7 @@ class Supervisor:
             now = time.monotonic()
             if self.wake.is_set() or now - last_full >= self.config.interval or \
                     any(r.needs_action(now) for r in self.replicas.values()) or \
-                    directory_stamp(self.services_dir) != self.desired.stamp:
+                    self._stamp() not in (None, self.desired.stamp):
                 self.wake.clear()
                 last_full = now
                 await self.reconcile()

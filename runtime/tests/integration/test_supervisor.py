@@ -7,28 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from agentlab import AgentLab, free_ports, wait_for
+from agentlab import DEMO_IMAGE, DOCKER_SOCKET, AgentLab, docker, free_ports, load_demo_image, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLE_BUILDER = REPO / "collections/ansible_collections/pico/cloud/roles/agent/files/build_bundle.py"
 AGENT_SOURCE = REPO / "runtime/src/pico_agent"
-ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
-IMAGE = "pico/demo:1.0.0"
-SOCKET = "/var/run/docker.sock"
-
-
-def docker(*args, check=True):
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
+IMAGE = DEMO_IMAGE
+SOCKET = DOCKER_SOCKET
 
 
 @pytest.fixture(scope="module")
 def demo_image():
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        pytest.fail("dockerd is not running: run scripts/bootstrap.sh (make bootstrap)")
-    if not ARCHIVE.exists():
-        pytest.fail(f"{ARCHIVE} missing: build it with `make images`")
-    docker("load", "-q", "-i", str(ARCHIVE))
-    return IMAGE
+    try:
+        return load_demo_image()
+    except AssertionError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Catalog and DNS answers, with a catalog filled the way the membership code fills it."""
 
 import pytest
-from dnslib import RCODE, DNSRecord, EDNS0
+from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
 from pico_agent.catalog import Catalog, Instance, catalog_version, parse_remote
 from pico_agent.dns import Resolver
 from pico_agent.serf import Member, _address
@@ -88,8 +88,15 @@ def test_a_large_answer_is_cut_to_fit_and_marked_truncated():
     query = DNSRecord.question("web.service.pico", "SRV")
     raw = resolver.answer(query.pack())
     assert len(raw) <= 512 and DNSRecord.parse(raw).header.tc == 1
-    big = ask(resolver, "web.service.pico", "SRV", edns=4096)
-    assert len(big.rr) == 56 and not big.header.tc
+    # A client offering 4096 bytes still gets at most 1232 over UDP: no fragmented answers.
+    query.add_ar(EDNS0(udp_len=4096))
+    raw = resolver.answer(query.pack())
+    capped = DNSRecord.parse(raw)
+    assert 512 < len(raw) <= 1232 and capped.header.tc == 1 and 0 < len(capped.rr) < 56
+    assert any(extra.rtype == QTYPE.OPT and extra.rclass == 1232 for extra in capped.ar)
+    # Over TCP the whole answer fits.
+    whole = DNSRecord.parse(resolver.answer(query.pack(), limit=65535))
+    assert len(whole.rr) == 56 and not whole.header.tc
 
 
 def test_serf_addresses_decode():

@@ -106,7 +106,7 @@ class StandIn:
 def call(api, method, path, token=None):
     headers = {"authorization": f"Bearer {token}"} if token else {}
     path, _, query = path.partition("?")
-    return asyncio.run(api.dispatch(Request(method, path, headers, b"", query)))
+    return asyncio.run(api.dispatch(Request(method, path, headers, query)))
 
 
 def test_api_routes():
