@@ -106,6 +106,8 @@ class Node:
     # [supervisor] settings: short back-off for tests, unless a test asks for others.
     supervisor_config: dict = field(default_factory=lambda: {"backoff_initial": 0.5, "backoff_max": 4,
                                                               "backoff_reset": 30, "stop_timeout": 2})
+    # [failover] settings, if a test sets any.
+    failover_config: dict = field(default_factory=dict)
 
     @property
     def services_dir(self) -> Path:
@@ -128,6 +130,8 @@ class Node:
                   f'rpc_auth_file = "{self.root / "serf-rpc.json"}"', "sync_interval = 5",
                   "[supervisor]", f'docker_socket = "{self.docker_socket}"', f"interval = {self.interval}"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in self.supervisor_config.items()]
+        if self.failover_config:
+            lines += ["[failover]"] + [f"{k} = {json.dumps(v)}" for k, v in self.failover_config.items()]
         (self.root / "agent.toml").write_text("\n".join(lines) + "\n")
 
     def start_serf(self, keyring: Path, join: list[int]) -> None:

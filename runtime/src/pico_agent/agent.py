@@ -18,6 +18,7 @@ from .catalog import Catalog, Instance
 from .config import AgentConfig
 from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
+from .failover import Failover, PlanSource
 from .files import FileProblem, read_small_file
 from .log import log
 from .membership import Membership
@@ -85,6 +86,11 @@ class Agent:
                                      self.metrics, self._local_instances, restarts=saved.get("restarts"),
                                      on_restart=self._save_state)
         self.supervisor.address = self.advertise_address
+        self.plan = PlanSource(config.plan_file, config.state_dir / "plan.json", config.cluster_id, config.node_name)
+        self.failover = Failover(config.node_name, self.plan.plan, config.failover.hold_down, config.failover.drain_time)
+        self.supervisor.takeovers = self.failover.takeovers
+        self.supervisor.takeovers_changed = self._failover_look
+        self.membership.on_member_status = self.supervisor.wake.set
         self.membership.on_self_address = self.supervisor.publish
         self.api = API(self, load_or_create_token(config.token_file))
         self.exit_code = 0
@@ -98,6 +104,18 @@ class Agent:
             return self.membership.self_address
         others = [a for a in self.config.bind_addresses if not a.startswith("127.")]
         return others[0] if others else self.config.bind_addresses[0]
+
+    def _failover_look(self, now: float) -> bool:
+        """Every supervisor loop: a new plan, or a change in who runs what for failed peers."""
+        if self.plan.poll():
+            self.failover.plan = self.plan.plan
+        before = self.failover.takeovers()
+        self.failover.update(self.catalog, now)
+        after = self.failover.takeovers()
+        if before != after:
+            log("info", "failover_changed", **self.failover.status())
+            return True
+        return False
 
     def _local_instances(self, instances: list[Instance]) -> None:
         if self.catalog.set_local(instances):
@@ -115,6 +133,8 @@ class Agent:
     def render_metrics(self) -> str:
         self.metrics.connections_waiting = len(self.api.limiter)
         self.metrics.connections_evicted = self.api.limiter.evicted
+        self.metrics.failover_takeovers = len(self.failover.held)
+        self.metrics.failover_waiting = len(self.failover.waiting)
         return self.metrics.render(self.catalog, self.supervisor.status(), self.supervisor.restarts,
                                    len(self.supervisor.desired.errors), self.membership.connected)
 
@@ -129,10 +149,13 @@ class Agent:
             problems.append(self.state.problem)
         if self.supervisor.directory_problem:
             problems.append(self.supervisor.directory_problem)
+        if self.plan.problem:
+            problems.append(self.plan.problem)
         return {
             "node": self.config.node_name, "version": __version__, "status": "degraded" if problems else "ok",
             "problems": problems, "uptime_s": round(time.time() - self.started),
             "serf_connected": self.membership.connected, "instances": self.supervisor.status(),
+            "failover": self.failover.status(),
         }
 
     async def request_reconcile(self) -> Reply:

@@ -6,6 +6,7 @@ Every error names the file, the key and the value, so a typo never reaches a run
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import tomllib
@@ -49,6 +50,15 @@ class SupervisorConfig:
 
 
 @dataclass(frozen=True)
+class FailoverConfig:
+    # A takeover is given up once its slot is covered by someone else this long without a break
+    # (hysteresis: a flapping node does not start and stop replicas in a storm) ...
+    hold_down: float = 10.0
+    # ... and after this long out of discovery.
+    drain_time: float = 3.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     node_name: str
     # HTTP API and DNS listen here only: loopback and the mesh address.
@@ -63,9 +73,14 @@ class AgentConfig:
     state_dir: Path = Path("/var/lib/pico-agent")
     # Bearer token for state-changing API calls; generated (0600) on first start if missing.
     token_file: Path = Path("/var/lib/pico-agent/api-token")
+    # The cluster-wide plan deploy.yml writes to every node, read for failover, and the id a plan
+    # must carry to be taken (none: any cluster's).
+    plan_file: Path = Path("/etc/pico-agent/plan.json")
+    cluster_id: str | None = None
     log_level: str = "info"
     serf: SerfConfig = field(default_factory=SerfConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    failover: FailoverConfig = field(default_factory=FailoverConfig)
 
 
 def _problem(path: Path, key: str, value: Any, why: str) -> ConfigError:
@@ -88,8 +103,8 @@ def _take(table: dict[str, Any], path: Path, prefix: str, allowed: dict[str, typ
 
 
 def _positive(path: Path, key: str, value: float) -> float:
-    if value <= 0:
-        raise _problem(path, key, value, "must be greater than 0")
+    if not 0 < value < math.inf:  # TOML has nan and inf; both fail here
+        raise _problem(path, key, value, "must be a finite number greater than 0")
     return float(value)
 
 
@@ -111,9 +126,10 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
     top = _take(data, path, "", {
         "node_name": str, "bind_addresses": list, "advertise_address": str, "http_port": int,
         "dns_port": int, "domain": str, "dns_ttl": int, "services_dir": str, "state_dir": str,
-        "token_file": str, "log_level": str, "serf": dict, "supervisor": dict,
+        "token_file": str, "plan_file": str, "cluster_id": str, "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
     })
     serf = _take(top.pop("serf", {}), path, "serf.", {"rpc_address": str, "rpc_auth_file": str, "sync_interval": number})
+    fail = _take(top.pop("failover", {}), path, "failover.", {"hold_down": number, "drain_time": number})
     sup = _take(top.pop("supervisor", {}), path, "supervisor.", {
         "docker_socket": str, "interval": number, "backoff_initial": number, "backoff_max": number,
         "backoff_reset": number, "stop_timeout": int,
@@ -154,6 +170,8 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
         services_dir=Path(top.get("services_dir", "/etc/pico-agent/services")),
         state_dir=Path(top.get("state_dir", "/var/lib/pico-agent")),
         token_file=Path(top.get("token_file", "/var/lib/pico-agent/api-token")),
+        plan_file=Path(top.get("plan_file", "/etc/pico-agent/plan.json")),
+        cluster_id=top.get("cluster_id") or None,
         log_level=top.get("log_level", "info"),
         serf=SerfConfig(
             rpc_address=rpc,
@@ -167,6 +185,10 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
             backoff_max=backoff_max,
             backoff_reset=_positive(path, "supervisor.backoff_reset", sup.get("backoff_reset", 60.0)),
             stop_timeout=int(_positive(path, "supervisor.stop_timeout", sup.get("stop_timeout", 10))),
+        ),
+        failover=FailoverConfig(
+            hold_down=_positive(path, "failover.hold_down", fail.get("hold_down", 10.0)),
+            drain_time=_positive(path, "failover.drain_time", fail.get("drain_time", 3.0)),
         ),
     )
 

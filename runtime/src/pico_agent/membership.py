@@ -33,6 +33,8 @@ class Membership:
         self._fetching: dict[str, asyncio.Task] = {}
         self.self_address: str | None = None
         self.on_self_address: Callable[[], None] = lambda: None
+        # Called when a member changes status: failover decides at once, not at the next tick.
+        self.on_member_status: Callable[[], None] = lambda: None
 
     @property
     def connected(self) -> bool:
@@ -95,6 +97,7 @@ class Membership:
         self.catalog.update_member(member)
         if before is None or before.status != member.status:
             log("info", "member_status", node=member.name, status=member.status, address=member.address)
+            self.on_member_status()
         if member.name == self.config.node_name:
             if self.self_address != member.address:
                 self.self_address = member.address

@@ -34,6 +34,8 @@ class Metrics:
         # Set by the agent from its connection limiter before each render.
         self.connections_waiting = 0
         self.connections_evicted = 0
+        self.failover_takeovers = 0
+        self.failover_waiting = 0
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_count += 1
@@ -83,6 +85,10 @@ class Metrics:
         metric("pico_connections_evicted_total", "counter",
                "Waiting connections dropped to stay under the cap (a connection flood, or very slow clients).",
                [({}, self.connections_evicted)])
+        metric("pico_failover_takeovers", "gauge", "Replicas this node runs for failed peers.",
+               [({}, self.failover_takeovers)])
+        metric("pico_failover_waiting", "gauge", "Slots of failed peers that fit on no surviving node.",
+               [({}, self.failover_waiting)])
         temperature = _read_number(thermal)
         if temperature is not None:
             metric("pico_node_temperature_celsius", "gauge", "SoC temperature.", [({}, temperature / 1000)])

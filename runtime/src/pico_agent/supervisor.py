@@ -18,6 +18,7 @@ from typing import Any
 from .catalog import Instance
 from .config import SupervisorConfig
 from .docker import LABEL_DIGEST, LABEL_NODE, LABEL_REPLICA, LABEL_SERVICE, DockerClient, DockerError
+from .failover import FAILOVER_TAG
 from .health import HEALTHY, UNHEALTHY, HealthTracker, probe
 from .log import log
 from .metrics import Metrics
@@ -67,6 +68,15 @@ class Replica:
             "restarts_in_a_row": self.failures, "tags": list(self.spec.tags), "last_failure": self.last_failure,
             "drained": self.drained,
         }
+
+
+def container_name(spec: ServiceSpec, index: int) -> str:
+    """pico-<service>-<replica>; a takeover says whose slot it runs: pico-<service>-for-<owner>-<slot>."""
+    slot = next((t[len(FAILOVER_TAG):] for t in spec.tags if t.startswith(FAILOVER_TAG)), None)
+    if slot is not None:
+        owner, _, number = slot.rpartition(":")
+        return f"pico-{spec.name}-for-{owner}-{number}"
+    return f"pico-{spec.name}-{index}"
 
 
 def container_body(spec: ServiceSpec, index: int, node: str) -> dict[str, Any]:
@@ -119,6 +129,10 @@ class Supervisor:
         self.wants_containers = asyncio.Event()
         self._may_have_containers = True  # until the first look: a removed service's containers
         self._last_docker_look = 0.0
+        # Replicas this node runs for failed peers (failover.py), as (spec, drained); and a hook
+        # run every loop that says whether they changed.
+        self.takeovers: Callable[[], list[tuple[ServiceSpec, bool]]] = lambda: []
+        self.takeovers_changed: Callable[[float], bool] = lambda now: False
 
     # -- desired state -------------------------------------------------------------------------
     def _stamp(self) -> tuple | None:
@@ -165,6 +179,20 @@ class Supervisor:
                     wanted[key] = Replica(spec, index, health=HealthTracker(spec.health, now) if spec.external else None)
                     if spec.external:
                         wanted[key].running = True
+        # Takeovers come after the service file's own replicas (replica i listens on port + i).
+        extra: dict[str, int] = {}
+        for spec, drained in self.takeovers():
+            if spec.name in self.desired.errors:
+                continue  # this node's own file for it is invalid: its replicas are left as they are
+            base = self.desired.services.get(spec.name)
+            index = (base.replicas if base else 0) + extra.get(spec.name, 0)
+            extra[spec.name] = extra.get(spec.name, 0) + 1
+            key = f"{spec.name}-{index}"
+            old = self.replicas.get(key)
+            if old is None or old.spec.digest != spec.digest:
+                old = Replica(spec, index)
+            old.drained = drained
+            wanted[key] = old
         # Replicas of services whose file is invalid keep their last known state.
         for key, old in self.replicas.items():
             if old.spec.name in self.desired.errors and key not in wanted:
@@ -173,7 +201,7 @@ class Supervisor:
 
         # The Docker API is touched only while the node has container services, or may still hold
         # containers of removed ones: with Podman each call starts its API service (~40 MB).
-        wants = any(not spec.external for spec in self.desired.services.values())
+        wants = any(not replica.spec.external for replica in self.replicas.values())
         if wants:
             self.wants_containers.set()
         else:
@@ -257,7 +285,7 @@ class Supervisor:
                     replica.problem = problem
                     replica.retry_at = now + self.config.backoff_max
                     return
-                name = f"pico-{spec.name}-{replica.index}"
+                name = container_name(spec, replica.index)
                 replica.container_id = await self.docker.create(name, container_body(spec, replica.index, self.node))
             await self.docker.start(replica.container_id)
         except DockerError as err:
@@ -347,6 +375,8 @@ class Supervisor:
         last_full = 0.0
         while not stop.is_set():
             now = time.monotonic()
+            if self.takeovers_changed(now):
+                self.wake.set()
             if self.wake.is_set() or now - last_full >= self.config.interval or \
                     any(r.needs_action(now) for r in self.replicas.values()) or \
                     self._stamp() not in (None, self.desired.stamp):

@@ -13,9 +13,10 @@ import json
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.pico.cloud.plugins.module_utils.placement import (
-    UPDATE_DEFAULTS, PlacementError, moves, node_specs, parse_memory, plan, rollout_steps, validate_services)
+    UPDATE_DEFAULTS, PlacementError, failover_entry, moves, node_specs, parse_memory, plan, rollout_steps,
+    validate_services)
 
-ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain"}
+ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain", "cluster_id"}
 
 
 def _node(raw):
@@ -85,6 +86,7 @@ class ActionModule(ActionBase):
         rollouts = []
         for service in services:
             slots = new["services"][service["name"]]["slots"]
+            new["services"][service["name"]]["failover"] = failover_entry(service, nodes)
             specs = node_specs(service, slots, arch_of)
             for node_name, spec in specs.items():
                 files[node_name][service["name"]] = spec
@@ -102,6 +104,8 @@ class ActionModule(ActionBase):
             if batches:
                 rollouts.append({"service": name, "policy": dict(UPDATE_DEFAULTS), "batches": batches, "removed": True})
         new["drained"] = sorted(drained)
+        if args.get("cluster_id"):
+            new["cluster"] = args["cluster_id"]
         placement_changed = new["services"] != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
         new["generation"] = int(current.get("generation") or 0) + (1 if placement_changed else 0)
         new["version"] = _version(new["services"])

@@ -13,7 +13,8 @@ short_description: Services and nodes of the cluster, planned beside what discov
 version_added: "0.5.0"
 description:
   - Puts the plan the nodes hold beside the healthy instances the agents publish, per service
-    (desired and healthy replicas, version, which nodes) and per node (memory and CPU requested
+    (desired and healthy replicas, version, which nodes, and which instances run for a failed
+    node's slot) and per node (memory and CPU requested
     against its capacity, architecture, board, power profile). Used by playbooks/status.yml.
 positional: nodes, instances
 options:
@@ -43,7 +44,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.placement import SPEC_TAG, parse_memory
+from ansible_collections.pico.cloud.plugins.module_utils.placement import FAILOVER_TAG, SPEC_TAG, parse_memory
 
 
 def _mib(value):
@@ -69,10 +70,18 @@ def _cluster_status(plan, nodes, instances):
         running = {}
         for instance in healthy:
             running[instance["node"]] = running.get(instance["node"], 0) + 1
+        # Instances that agents run for a failed node's slot carry pico.failover:<owner>:<slot>.
+        failed_over = []
+        for instance in healthy:
+            for item in instance.get("tags") or []:
+                if item.startswith(FAILOVER_TAG):
+                    owner, _, slot = item[len(FAILOVER_TAG):].rpartition(":")
+                    failed_over.append({"node": instance["node"], "owner": owner, "slot": int(slot) if slot.isdigit() else slot})
         services.append({
             "name": name, "desired": len(slots), "healthy": len(healthy),
             "healthy_current_spec": sum(1 for i in healthy if tag and tag in (i.get("tags") or [])),
             "version": ", ".join(images) or "-", "planned": planned, "healthy_on": running,
+            "failed_over": failed_over,
         })
     rows = []
     for node in sorted(nodes, key=lambda n: n["name"]):
@@ -98,7 +107,9 @@ def _table(header, rows):
 
 def _text(services, nodes, plan):
     service_rows = [[s["name"], "%d/%d" % (s["healthy"], s["desired"]), s["version"],
-                     " ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-"] for s in services]
+                     " ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-",
+                     " ".join("%s(for %s)" % (f["node"], f["owner"]) for f in s["failed_over"]) or "-"]
+                    for s in services]
     node_rows = [[n["name"], n["arch"], n["board"], n["power_profile"],
                   "%d/%d MiB" % (n["memory_requested_mib"], n["memory_capacity_mib"]),
                   "%g/%g" % (n["cpu_requested"], n["cpus"]),
@@ -106,7 +117,7 @@ def _text(services, nodes, plan):
                  for n in nodes]
     return "plan generation %s (%s)\n\n%s\n\n%s" % (
         plan.get("generation", 0), plan.get("version", "none yet"),
-        _table(["SERVICE", "HEALTHY/DESIRED", "VERSION", "NODES"], service_rows) if service_rows else "no services",
+        _table(["SERVICE", "HEALTHY/DESIRED", "VERSION", "NODES", "FAILED OVER"], service_rows) if service_rows else "no services",
         _table(["NODE", "ARCH", "BOARD", "POWER", "MEMORY", "CPU", "REPLICAS"], node_rows))
 
 

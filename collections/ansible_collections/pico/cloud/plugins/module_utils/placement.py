@@ -311,6 +311,7 @@ def plan(services, nodes, current=None):
         result["services"][service["name"]] = {"digest": spec_digest(service), "slots": slots[service["name"]]}
     for node in nodes:
         result["nodes"][node["name"]] = {
+            "arch": node["arch"], "memory": node["memory"], "cpus": node["cpus"],
             "memory_requested": node["memory"] - free[node["name"]][0],
             "cpu_requested": round(node["cpus"] - free[node["name"]][1], 6),
             "replicas": dict((s, c[node["name"]]) for s, c in sorted(counts.items()) if c.get(node["name"])),
@@ -383,22 +384,37 @@ def moves(before, after):
 
 AGENT_KEYS = ("command", "env", "port", "network", "container_port", "health")
 SPEC_TAG = "pico.spec:"
+# An agent's takeover of a failed node's slot is tagged pico.failover:<owner>:<slot> (runtime failover.py).
+FAILOVER_TAG = "pico.failover:"
+
+
+def agent_spec(service, arch, replicas):
+    """The service file an agent on `arch` runs, tagged with the spec so discovery tells versions apart."""
+    spec = {"name": service["name"], "image": image_for(service, arch), "replicas": replicas}
+    spec.update((key, service[key]) for key in AGENT_KEYS if service.get(key) is not None)
+    spec["tags"] = [t for t in service.get("tags") or [] if not t.startswith(SPEC_TAG)] + [SPEC_TAG + spec_digest(service)]
+    return spec
 
 
 def node_specs(service, slots, arch_of):
     """{node: the service file its agent runs} for one service's slots: one file per node, with
-    as many replicas as the node holds slots, tagged with the spec so discovery tells versions apart."""
+    as many replicas as the node holds slots."""
     counts = {}
     for node_name in slots:
         counts[node_name] = counts.get(node_name, 0) + 1
-    tag = SPEC_TAG + spec_digest(service)
-    specs = {}
-    for node_name, count in sorted(counts.items()):
-        spec = {"name": service["name"], "image": image_for(service, arch_of[node_name]), "replicas": count}
-        spec.update((key, service[key]) for key in AGENT_KEYS if service.get(key) is not None)
-        spec["tags"] = [t for t in service.get("tags") or [] if not t.startswith(SPEC_TAG)] + [tag]
-        specs[node_name] = spec
-    return specs
+    return dict((node_name, agent_spec(service, arch_of[node_name], count)) for node_name, count in sorted(counts.items()))
+
+
+def failover_entry(service, nodes):
+    """What every agent needs to fail this service's slots over with no controller: the nodes that
+    could take one (eligible, room aside, whether up now or not), its requests, and one replica's
+    service file per architecture among them."""
+    candidates = [n for n in nodes if _why_not(service, dict(n, alive=True)) is None]
+    return {
+        "candidates": sorted(n["name"] for n in candidates),
+        "requests": dict(service["resources"]),
+        "specs": dict((arch, agent_spec(service, arch, 1)) for arch in sorted(set(n["arch"] for n in candidates))),
+    }
 
 
 def spec_tag(spec):

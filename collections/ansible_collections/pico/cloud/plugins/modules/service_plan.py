@@ -59,6 +59,11 @@ options:
   only:
     description: Change only this service; every other keeps the placement the nodes hold.
     type: str
+  cluster_id:
+    description:
+      - The cluster's id (C(pico_agent_gossip_key | pico.cloud.cluster_id)), written into the plan.
+        An agent takes only a plan that carries its own cluster's id.
+    type: str
   drain:
     description: Nodes to drain (a name or a list); they take no replicas, in this plan and later ones, until undrained.
     type: raw
@@ -88,7 +93,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: C(generation), C(version), C(services) (each with C(digest) and C(slots), a node per replica), C(nodes) (requests per node) and C(drained) (nodes kept empty).
+  description:
+    - C(generation), C(version), C(cluster), C(services) (each with C(digest), C(slots), a node per
+      replica, and C(failover), what an agent needs to take a failed node's slot: C(candidates),
+      C(requests) and one replica's service file per architecture), C(nodes) (architecture,
+      capacity and requests per node) and C(drained) (nodes kept empty).
+    - The failover specs carry the services' C(env): the plan is written 0600 on the nodes.
   returned: success
   type: dict
 node_files:

@@ -99,3 +99,23 @@ def test_the_planner_works_from_an_installed_collection(tmp_path):
     _, from_checkout = plan(tmp_path, services=[service("web")], nodes=NODES)
     assert len(out["plan"]["services"]["web"]["slots"]) == 2
     assert out["plan"] == from_checkout["plan"]  # one planner: the same inputs give the same plan
+
+
+def test_the_plan_carries_what_agents_need_to_fail_over_and_the_agent_takes_it(tmp_path):
+    """The contract between deploy.yml and the agents: the agent's own parser reads the plan."""
+    from pico_agent.failover import assign, parse_plan
+
+    web = dict(service("web", replicas=2), env={"TOKEN": "s3cret"}, resources={"memory": "64m", "cpu": 0.2})
+    result, out = plan(tmp_path, services=[web], nodes=NODES + ["pz-4"], cluster_id="0123456789abcdef")
+    assert result.returncode == 0, result.stdout
+    assert "s3cret" not in result.stdout.split("TASK [Show]")[0]  # the planner's diff shows slots, never specs
+    raw = out["plan"]
+    assert raw["cluster"] == "0123456789abcdef"
+    entry = raw["services"]["web"]["failover"]
+    assert entry["candidates"] == ["pz-1", "pz-2", "pz-3"]  # pz-4 is down and unknown: no architecture
+    assert entry["requests"] == {"memory": 64 * 1024 * 1024, "cpu": 0.2}
+    assert entry["specs"]["armv6l"]["replicas"] == 1 and entry["specs"]["armv6l"]["env"] == {"TOKEN": "s3cret"}
+    parsed = parse_plan(raw)
+    owner = raw["services"]["web"]["slots"][0]
+    chosen, waiting = assign(parsed, failed={owner}, alive={"pz-1", "pz-2", "pz-3"} - {owner})
+    assert not waiting and set(chosen.values()) <= {"pz-1", "pz-2", "pz-3"} - {owner}

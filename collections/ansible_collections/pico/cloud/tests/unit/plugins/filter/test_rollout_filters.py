@@ -47,15 +47,17 @@ def test_status_puts_the_plan_beside_discovery():
              {"name": "b", "arch": "aarch64", "board": "pizero2", "memory": "352m", "cpus": 4, "power": None,
               "services": {"web": NEW}},
              {"name": "c", "arch": "armv6l", "board": "pizero", "memory": "352m", "cpus": 1, "services": {}}]
-    instances = {"web": [{"node": "a", "tags": ["pico.spec:bbbb"]}, {"node": "b", "tags": ["pico.spec:aaaa"]}]}
+    instances = {"web": [{"node": "a", "tags": ["pico.spec:bbbb"]}, {"node": "b", "tags": ["pico.spec:aaaa"]},
+                         {"node": "b", "tags": ["pico.spec:bbbb", "pico.failover:c:2"]}]}
     status = _cluster_status(plan, nodes, instances)
     web = status["services"][0]
-    assert (web["desired"], web["healthy"], web["healthy_current_spec"], web["version"]) == (3, 2, 1, "pico/demo:2.0.0")
+    assert (web["desired"], web["healthy"], web["healthy_current_spec"], web["version"]) == (3, 3, 2, "pico/demo:2.0.0")
+    assert web["failed_over"] == [{"node": "b", "owner": "c", "slot": 2}]
     assert web["planned"] == {"a": 2, "b": 1}
     a = status["nodes"][0]
     assert (a["memory_requested_mib"], a["memory_capacity_mib"], a["power_profile"], a["drained"]) == (96, 352, "eco", False)
     assert status["nodes"][2]["drained"] is True
     lines = status["text"].splitlines()
     assert lines[0] == "plan generation 4 (v4)"
-    assert "web      2/3              pico/demo:2.0.0  a:2 b:1" in lines
+    assert "web      3/3              pico/demo:2.0.0  a:2 b:1  b(for c)" in lines
     assert any(line.startswith("c     armv6l   pizero   -      0/352 MiB") and line.endswith("(drained)") for line in lines)

@@ -62,7 +62,8 @@ def test_defaults_are_a_safe_rolling_update():
 def test_spread_puts_one_replica_on_each_node():
     result = plan([service(replicas=3)], lab(3))
     assert sorted(result["services"]["demo"]["slots"]) == ["pizero-1", "pizero-2", "pizero-3"]
-    assert result["nodes"]["pizero-1"] == {"memory_requested": 32 * MB, "cpu_requested": 0.1, "replicas": {"demo": 1}}
+    assert result["nodes"]["pizero-1"] == {"memory_requested": 32 * MB, "cpu_requested": 0.1, "replicas": {"demo": 1},
+                                           "arch": "armv6l", "memory": 352 * MB, "cpus": 1.0}
 
 
 def test_more_replicas_than_nodes_share_them_evenly():

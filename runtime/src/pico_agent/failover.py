@@ -1,0 +1,342 @@
+"""Decentralized failover: no controller, no leader, no messages.
+
+Every agent holds the same plan (written by deploy.yml to every node) and sees the same Serf
+membership, so every agent computes the same answer to "which surviving node takes each slot of a
+failed node". The chosen node runs the replica; the others do nothing.
+
+- Only a *failed* member is failed over. A node that *left* (drained, powered down on purpose)
+  is not a failure: deploy.yml places its replicas elsewhere.
+- The choice: for each slot of each failed node (failed nodes, services and slots in a fixed
+  order), the eligible alive node ranked first by rendezvous hashing of (service, slot, node)
+  that still has room for the service's requests. "Eligible" is what the planner found eligible
+  when it placed the service (constraints, architecture, image). Room is the node's capacity
+  minus what the plan and the takeovers before this one ask of it: a takeover never overcommits
+  a node. A slot that fits nowhere waits, and says so.
+- While views differ during gossip, two nodes may both run a slot for a moment: a duplicate, never
+  a gap. A takeover is given up only when someone else covers its slot: the owner, alive again
+  and publishing its planned instances healthy, or the node the rule now picks, publishing the
+  takeover healthy, in either case for HOLD_DOWN seconds without a break. It is then drained
+  (out of discovery) for DRAIN_TIME seconds before it stops. After a partition heals, every
+  owner is back, so every extra copy converges away and the plan wins.
+- Time is each node's own monotonic clock; no decision compares clocks across nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, Instance
+from .config import NAME_RE
+from .files import FileProblem, loads_json, read_small_file
+from .log import log
+from .spec import ServiceSpec, SpecError, parse_spec
+
+MAX_PLAN_BYTES = 4 * 1024 * 1024
+
+HOLD_DOWN = 10.0
+DRAIN_TIME = 3.0
+FAILOVER_TAG = "pico.failover:"  # pico.failover:<owner>:<slot>
+
+
+class PlanError(ValueError):
+    """A plan file the agent will not use; it keeps the last good one."""
+
+
+@dataclass(frozen=True)
+class NodeRoom:
+    arch: str
+    memory: int  # bytes the node has for services
+    cpus: float
+    memory_requested: int  # by its planned slots
+    cpu_requested: float
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    slots: tuple[str | None, ...]
+    candidates: tuple[str, ...]
+    memory: int
+    cpu: float
+    specs: dict[str, dict[str, Any]]  # architecture -> the service file for one replica
+
+
+@dataclass(frozen=True)
+class Plan:
+    generation: int
+    cluster: str
+    services: dict[str, ServicePlan]
+    nodes: dict[str, NodeRoom]
+
+
+@dataclass(frozen=True, order=True)
+class Slot:
+    service: str
+    index: int
+    owner: str
+
+    @property
+    def tag(self) -> str:
+        return f"{FAILOVER_TAG}{self.owner}:{self.index}"
+
+
+def _number(value: Any, what: str, kind=(int, float)) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise PlanError(f"{what} is not a number of the right kind")
+    return value
+
+
+def parse_plan(data: Any) -> Plan:
+    """The plan as deploy.yml writes it; PlanError names what is wrong (never a value from a spec)."""
+    if not isinstance(data, dict):
+        raise PlanError("not a JSON object")
+    generation = _number(data.get("generation"), "generation", int)
+    cluster = data.get("cluster")
+    if not isinstance(cluster, str) or not cluster:
+        raise PlanError("no cluster id: written by a deploy.yml from before failover; run deploy.yml again")
+    raw_nodes, raw_services = data.get("nodes"), data.get("services")
+    if not isinstance(raw_nodes, dict) or not isinstance(raw_services, dict):
+        raise PlanError("nodes and services must be objects")
+    nodes = {}
+    for name, node in raw_nodes.items():
+        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(node, dict):
+            raise PlanError(f"node {str(name)[:64]!r} is not a node entry")
+        nodes[name] = NodeRoom(str(node.get("arch", "")), _number(node.get("memory", 0), f"nodes.{name}.memory", int),
+                               float(_number(node.get("cpus", 0), f"nodes.{name}.cpus")),
+                               _number(node.get("memory_requested", 0), f"nodes.{name}.memory_requested", int),
+                               float(_number(node.get("cpu_requested", 0), f"nodes.{name}.cpu_requested")))
+    services = {}
+    for name, entry in raw_services.items():
+        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(entry, dict):
+            raise PlanError(f"service {str(name)[:64]!r} is not a service entry")
+        slots, failover = entry.get("slots"), entry.get("failover")
+        if not isinstance(slots, list) or not all(s is None or s in nodes for s in slots):
+            raise PlanError(f"services.{name}.slots must name nodes of the plan")
+        if not isinstance(failover, dict):
+            raise PlanError(f"services.{name} has no failover entry: run deploy.yml again")
+        candidates, specs = failover.get("candidates"), failover.get("specs")
+        if not isinstance(candidates, list) or not all(c in nodes for c in candidates) or not isinstance(specs, dict):
+            raise PlanError(f"services.{name}.failover needs candidates (nodes of the plan) and specs")
+        checked = {}
+        for arch, spec in specs.items():
+            try:
+                parse_spec(spec, expected_name=name)
+            except SpecError as err:
+                raise PlanError(f"services.{name}.failover.specs.{str(arch)[:16]}: {err}") from None
+            checked[str(arch)] = spec
+        requests = failover.get("requests") or {}
+        services[name] = ServicePlan(tuple(slots), tuple(candidates),
+                                     _number(requests.get("memory", 0), f"services.{name} memory", int),
+                                     float(_number(requests.get("cpu", 0), f"services.{name} cpu")), checked)
+    return Plan(generation, cluster, services, nodes)
+
+
+def rank(service: str, index: int, node: str) -> bytes:
+    """Rendezvous order: the same on every node, and a node's absence moves only its own slots."""
+    return hashlib.sha256(f"{service}\0{index}\0{node}".encode()).digest()[:8]
+
+
+def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, str], list[Slot]]:
+    """Who takes each slot of each failed node, and the slots that fit nowhere."""
+    free = {name: [n.memory - n.memory_requested, n.cpus - n.cpu_requested] for name, n in plan.nodes.items()}
+    chosen: dict[Slot, str] = {}
+    waiting: list[Slot] = []
+    for owner in sorted(failed):
+        for name in sorted(plan.services):
+            service = plan.services[name]
+            if not all(spec.get("image") for spec in service.specs.values()):
+                continue  # a service the node itself runs cannot be started elsewhere
+            for index, node in enumerate(service.slots):
+                if node != owner:
+                    continue
+                slot = Slot(name, index, owner)
+                ranked = sorted((c for c in service.candidates if c in alive and c not in failed),
+                                key=lambda c: rank(name, index, c), reverse=True)
+                for candidate in ranked:
+                    room = free.get(candidate)
+                    arch = plan.nodes[candidate].arch
+                    if room and room[0] >= service.memory and room[1] >= service.cpu - 1e-9 and arch in service.specs:
+                        room[0] -= service.memory
+                        room[1] -= service.cpu
+                        chosen[slot] = candidate
+                        break
+                else:
+                    waiting.append(slot)
+    return chosen, waiting
+
+
+@dataclass
+class Takeover:
+    slot: Slot
+    spec: ServiceSpec
+    covered_since: float | None = None
+    draining_since: float | None = None
+
+
+@dataclass
+class Failover:
+    """This node's takeovers, recomputed from the plan and the membership on every look."""
+
+    node: str
+    plan: Plan | None = None
+    hold_down: float = HOLD_DOWN
+    drain_time: float = DRAIN_TIME
+    held: dict[Slot, Takeover] = field(default_factory=dict)
+    waiting: list[Slot] = field(default_factory=list)
+
+    def update(self, catalog: Catalog, now: float) -> bool:
+        """Recompute; True when the set of takeovers (or their drained state) changed."""
+        if self.plan is None:
+            changed = bool(self.held)
+            self.held, self.waiting = {}, []
+            return changed
+        statuses = {name: m.status for name, m in catalog.members.items()}
+        failed = {name for name, status in statuses.items() if status == "failed" and name in self.plan.nodes}
+        alive = {name for name, status in statuses.items() if status == "alive"}
+        chosen, self.waiting = assign(self.plan, failed, alive)
+        instances = catalog.instances()
+        changed = False
+        for slot, node in chosen.items():
+            if node == self.node and slot not in self.held:
+                try:
+                    self.held[slot] = Takeover(slot, self._spec(slot))
+                except SpecError as err:  # its tags full, say: it waits, and says why
+                    self.waiting.append(slot)
+                    log("error", "failover_spec_refused", service=slot.service, slot=slot.index, error=str(err)[:200])
+                    continue
+                changed = True
+        for slot in sorted(self.held):
+            takeover = self.held[slot]
+            if takeover.draining_since is not None:
+                if now - takeover.draining_since >= self.drain_time:
+                    del self.held[slot]
+                    changed = True
+                continue
+            if self._covered(slot, chosen.get(slot), statuses, instances):
+                takeover.covered_since = takeover.covered_since if takeover.covered_since is not None else now
+                if now - takeover.covered_since >= self.hold_down:
+                    takeover.draining_since = now
+                    changed = True
+            else:
+                takeover.covered_since = None
+        return changed
+
+    def _spec(self, slot: Slot) -> ServiceSpec:
+        assert self.plan is not None
+        service = self.plan.services[slot.service]
+        raw = dict(service.specs[self.plan.nodes[self.node].arch])
+        raw["tags"] = [*raw.get("tags", []), slot.tag]
+        raw["replicas"] = 1
+        return parse_spec(raw, expected_name=slot.service)
+
+    def _covered(self, slot: Slot, assignee: str | None, statuses: dict[str, str],
+                 instances: list[Instance]) -> bool:
+        """Someone other than this node serves the slot, healthy in discovery."""
+        assert self.plan is not None
+        service = self.plan.services.get(slot.service)
+        planned = [i for i in instances if i.service == slot.service and not any(
+            t.startswith(FAILOVER_TAG) for t in i.tags)]
+        if service is None:
+            return True  # the service is gone from the plan
+        if slot.index >= len(service.slots) or service.slots[slot.index] != slot.owner:
+            # A newer plan moved the slot: covered once the planned instances on alive nodes serve.
+            needed = sum(1 for n in service.slots if statuses.get(n) == "alive")
+            return len(planned) >= needed
+        if statuses.get(slot.owner) == "alive":
+            needed = sum(1 for n in service.slots if n == slot.owner)
+            return sum(1 for i in planned if i.node == slot.owner) >= needed
+        if assignee is not None and assignee != self.node:
+            return any(i.node == assignee and slot.tag in i.tags for i in instances)
+        return False
+
+    def takeovers(self) -> list[tuple[ServiceSpec, bool]]:
+        """(spec, drained) of every takeover this node runs, in a fixed order."""
+        return [(t.spec, t.draining_since is not None) for _, t in sorted(self.held.items())]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "plan_generation": self.plan.generation if self.plan else None,
+            "takeovers": [{"service": s.service, "slot": s.index, "owner": s.owner,
+                           "draining": t.draining_since is not None} for s, t in sorted(self.held.items())],
+            "waiting": [{"service": s.service, "slot": s.index, "owner": s.owner} for s in self.waiting],
+        }
+
+
+class PlanSource:
+    """The plan file deploy.yml writes, checked before use. A plan that is corrupt, from another
+    cluster or older than the newest this node accepted is refused and logged; the agent keeps the
+    last good plan (a copy in its state directory, so a restart keeps it too)."""
+
+    def __init__(self, path: Path, kept: Path, cluster_id: str | None, node: str):
+        self.path, self.kept, self.cluster_id, self.node = path, kept, cluster_id, node
+        self.plan: Plan | None = None
+        self.problem: str | None = None
+        self._stamp: tuple[int, int] | None = None
+        try:
+            self.plan = self._read(kept)
+        except (FileNotFoundError, PlanError):
+            pass  # nothing kept yet, or unusable: the plan file decides
+
+    def _read(self, path: Path) -> Plan:
+        try:
+            raw, _ = read_small_file(path, MAX_PLAN_BYTES)
+            plan = parse_plan(loads_json(raw))
+        except FileNotFoundError:
+            raise
+        except (FileProblem, ValueError) as err:
+            raise PlanError(str(err)) from None
+        except OSError as err:
+            raise PlanError(f"cannot read: {err.strerror}") from None
+        if self.cluster_id and plan.cluster != self.cluster_id:
+            raise PlanError(f"from another cluster (cluster id {plan.cluster[:16]}, this node's is {self.cluster_id})")
+        if self.node not in plan.nodes:
+            raise PlanError(f"does not list this node ({self.node})")
+        return plan
+
+    def poll(self) -> bool:
+        """Read the plan file if it changed; True when a new plan was taken."""
+        try:
+            status = self.path.stat()
+            stamp = (status.st_size, status.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        if stamp is None:
+            return False  # no plan file: failover needs deploy.yml to have run
+        try:
+            plan = self._read(self.path)
+            if self.plan is not None and plan.generation < self.plan.generation:
+                raise PlanError(f"generation {plan.generation} is older than the one this node holds "
+                                f"({self.plan.generation})")
+        except (PlanError, FileNotFoundError) as err:
+            problem = f"plan file {self.path} refused: {err}; keeping generation " \
+                      f"{self.plan.generation if self.plan else 'none'}"
+            if problem != self.problem:
+                log("error", "plan_refused", path=str(self.path), error=str(err)[:300])
+            self.problem = problem
+            return False
+        self.problem = None
+        if self.plan is not None and plan == self.plan:
+            return False
+        self.plan = plan
+        self._keep()
+        log("info", "plan_taken", generation=plan.generation, services=sorted(plan.services))
+        return True
+
+    def _keep(self) -> None:
+        try:
+            self.kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.kept.with_name(f".{self.kept.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # specs may hold secrets
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(read_small_file(self.path, MAX_PLAN_BYTES)[0])
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.kept)
+        except (OSError, FileProblem) as err:
+            log("warning", "plan_keep_failed", path=str(self.kept), error=str(err)[:200])

@@ -1,0 +1,94 @@
+"""Failover with no controller: three real Serf agents and pico-agents on loopback, this machine's
+dockerd, and the plan every node holds (as deploy.yml writes it). A node dies (its Serf and agent
+SIGKILLed, its container removed: a board losing power); the node the rule picks starts its
+replica, and nobody else does; the node comes back and the takeover is handed back.
+
+The worker has no port: every node here shares 127.0.0.1, where a takeover and the returning
+owner could not both listen on one port, as they can on real boards."""
+
+import json
+import platform
+
+import pytest
+from agentlab import DOCKER_SOCKET, AgentLab, docker, load_demo_image, wait_for
+from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
+
+MB = 1024 * 1024
+CLUSTER = "0123456789abcdef"
+
+
+def worker(image):
+    return {"name": "worker", "image": image, "command": ["python3", "-c", "import time; time.sleep(10**6)"],
+            "tags": ["pico.spec:abc"]}
+
+
+def plan_for(nodes, image, owner):
+    arch = platform.machine()
+    return {
+        "generation": 1, "cluster": CLUSTER, "version": "v1", "drained": [],
+        "nodes": {n.name: {"arch": arch, "memory": 1024 * MB, "cpus": 2.0,
+                           "memory_requested": 32 * MB if n.name == owner else 0,
+                           "cpu_requested": 0.1 if n.name == owner else 0} for n in nodes},
+        "services": {"worker": {"digest": "abc", "slots": [owner], "failover": {
+            "candidates": [n.name for n in nodes], "requests": {"memory": 32 * MB, "cpu": 0.1},
+            "specs": {arch: dict(worker(image), replicas=1)}}}},
+    }
+
+
+def worker_instances(node):
+    """(node, tags) of every healthy worker instance this node's agent knows of."""
+    return sorted((i["node"], tuple(i["tags"])) for i in node.instances("worker"))
+
+
+def containers_of(node):
+    return docker("ps", "-q", "--filter", f"label=pico.node={node.name}", "--filter", "label=pico.service=worker").split()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    image = load_demo_image()
+    lab = AgentLab(tmp_path, 3, docker_socket=DOCKER_SOCKET, interval=1, prefix="fo")
+    owner = lab.nodes[0]
+    plan = plan_for(lab.nodes, image, owner.name)
+    for node in lab.nodes:
+        node.extra_config = {"plan_file": str(node.root / "plan.json"), "cluster_id": CLUSTER}
+        node.failover_config = {"hold_down": 3, "drain_time": 1}
+        node.root.joinpath("plan.json").write_text(json.dumps(plan))
+    lab.start()
+    owner.add_service(dict(worker(image), replicas=1))
+    wait_for(lambda: all(worker_instances(n) == [(owner.name, ("pico.spec:abc",))] for n in lab.nodes), 60,
+             what="the owner's worker published everywhere")
+    yield lab, plan
+    lab.stop()
+    for node in lab.nodes:
+        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+            docker("rm", "-f", cid)
+
+
+def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(cluster):
+    lab, plan = cluster
+    owner, others = lab.nodes[0], lab.nodes[1:]
+    chosen, _ = assign(parse_plan(plan), failed={owner.name}, alive={n.name for n in others})
+    taker = next(n for n in others if n.name == chosen[Slot("worker", 0, owner.name)])
+    bystander = next(n for n in others if n is not taker)
+    tag = f"{FAILOVER_TAG}{owner.name}:0"
+
+    owner.kill()  # the board loses power: Serf and agent gone, and its container with them
+    for cid in containers_of(owner):
+        docker("rm", "-f", cid)
+    wait_for(lambda: all(worker_instances(n) == [(taker.name, ("pico.spec:abc", tag))] for n in others), 30,
+             what="the takeover published on both survivors")
+    assert len(containers_of(taker)) == 1 and containers_of(bystander) == []
+    status, health = taker.get("/v1/health")
+    assert health["failover"]["takeovers"] == [{"service": "worker", "slot": 0, "owner": owner.name, "draining": False}]
+    assert "pico_failover_takeovers 1" in taker.get("/metrics")[1]
+
+    # The owner returns; once its own worker is healthy for the hold-down, the takeover drains and stops.
+    owner.start_serf(lab.keyring, [taker.serf_port])
+    owner.start_agent()
+    wait_for(lambda: worker_instances(bystander) == [(owner.name, ("pico.spec:abc",))], 60,
+             what="only the owner's worker left in discovery")
+    wait_for(lambda: containers_of(taker) == [], 10, what="the takeover container gone")
+    assert containers_of(bystander) == [] and len(containers_of(owner)) == 1
+    log = (taker.root / "agent.log").read_text()
+    assert '"event":"failover_changed"' in log

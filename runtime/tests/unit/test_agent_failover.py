@@ -1,0 +1,198 @@
+"""Failover decisions: the same on every node, within capacity, duplicates over gaps, hand-back
+with hysteresis, partitions converging to the plan, and plan files refused for cause."""
+
+import json
+
+import pytest
+from pico_agent.catalog import Catalog, Instance
+from pico_agent.failover import FAILOVER_TAG, Failover, PlanError, PlanSource, Slot, assign, parse_plan
+from pico_agent.serf import Member
+
+MB = 1024 * 1024
+NODES = ["a", "b", "c", "d"]
+
+
+def plan_data(slots=None, memory=256 * MB, request=64 * MB, candidates=NODES, generation=3, cluster="c1",
+              archs=("armv6l",)):
+    slots = slots or {"web": ["a", "b"], "db": ["c"]}
+    return {
+        "generation": generation, "cluster": cluster, "version": "x",
+        "nodes": {n: {"arch": archs[i % len(archs)], "memory": memory, "cpus": 1.0,
+                      "memory_requested": request * sum(s.count(n) for s in slots.values()),
+                      "cpu_requested": 0.1 * sum(s.count(n) for s in slots.values())} for i, n in enumerate(NODES)},
+        "services": {name: {"digest": "d", "slots": nodes, "failover": {
+            "candidates": list(candidates), "requests": {"memory": request, "cpu": 0.1},
+            "specs": {arch: {"name": name, "image": f"pico/{name}:1", "port": 8080, "tags": ["pico.spec:d"]}
+                      for arch in archs}}} for name, nodes in slots.items()},
+    }
+
+
+def catalog_with(statuses, instances=()):
+    catalog = Catalog("x")
+    for name, status in statuses.items():
+        catalog.update_member(Member(name, f"10.0.0.{ord(name)}", 7946, status, {}))
+    by_node = {}
+    for instance in instances:
+        by_node.setdefault(instance.node, []).append(instance)
+    for node, found in by_node.items():
+        catalog.set_remote(node, "v", found)
+    return catalog
+
+
+def test_every_node_picks_the_same_taker_and_only_the_failed_nodes_slots_move():
+    plan = parse_plan(plan_data())
+    chosen, waiting = assign(plan, failed={"a"}, alive={"b", "c", "d"})
+    assert list(chosen) == [Slot("web", 0, "a")] and not waiting
+    assert chosen == assign(plan, failed={"a"}, alive={"d", "c", "b"})[0]  # order of the view does not matter
+    assert chosen[Slot("web", 0, "a")] in {"b", "c", "d"}
+
+
+def test_a_left_node_is_not_failed_over():
+    """Drained or powered down on purpose: deploy.yml places its replicas, not failover."""
+    plan = parse_plan(plan_data())
+    failover = Failover("b", plan)
+    failover.update(catalog_with({"a": "left", "b": "alive", "c": "alive", "d": "alive"}), now=0)
+    assert not failover.held and not assign(plan, set(), {"b", "c", "d"})[0]
+
+
+def test_a_takeover_never_overcommits_and_what_fits_nowhere_waits():
+    # Every node has room for exactly one more 64 MB replica beyond its own.
+    data = plan_data(slots={"web": ["a", "a", "a", "b"]}, memory=192 * MB)
+    data["nodes"]["a"]["memory_requested"] = 192 * MB
+    plan = parse_plan(data)
+    chosen, waiting = assign(plan, failed={"a"}, alive={"b", "c", "d"})
+    takers = sorted(chosen.values())
+    # b holds one (128 MB free), c and d none (192 MB free): 2 + 3 + 3 would fit, but a has only 3 slots.
+    assert len(chosen) == 3 and not waiting and all(takers.count(n) * 64 * MB <= 192 * MB for n in set(takers))
+    small = parse_plan(plan_data(slots={"web": ["a", "a", "a", "b"]}, memory=70 * MB, request=64 * MB))
+    chosen, waiting = assign(small, failed={"a"}, alive={"b", "c", "d"})
+    assert len(chosen) == 2 and len(waiting) == 1  # c and d take one each; b is full
+
+
+def test_only_candidates_with_a_spec_for_their_architecture_take_over():
+    plan = parse_plan(plan_data(candidates=["a", "b"]))
+    chosen, waiting = assign(plan, failed={"a"}, alive={"b", "c", "d"})
+    assert set(chosen.values()) == {"b"}
+    chosen, waiting = assign(plan, failed={"a", "b"}, alive={"c", "d"})
+    assert not chosen and sorted(s.index for s in waiting) == [0, 1]
+
+
+def instance(service, node, slot_tag=None):
+    tags = ("pico.spec:d",) + ((slot_tag,) if slot_tag else ())
+    return Instance(service, node, "10.0.0.1", 8080, f"{node}/{service}", tags)
+
+
+def taker_of(plan, slot, failed, alive):
+    return assign(plan, failed, alive)[0][slot]
+
+
+A_FAILED = {"a": "failed", "b": "alive", "c": "alive", "d": "alive"}
+
+
+def taking_over_web_from_a(hold_down, drain_time):
+    """The plan, and the Failover of the node that took a's web slot 0, right after a failed."""
+    plan = parse_plan(plan_data())
+    failover = Failover(taker_of(plan, Slot("web", 0, "a"), {"a"}, {"b", "c", "d"}), plan, hold_down, drain_time)
+    assert failover.update(catalog_with(A_FAILED), now=0)
+    return plan, failover
+
+
+def test_the_takeover_runs_until_the_owner_is_back_healthy_for_the_hold_down_then_drains():
+    _, failover = taking_over_web_from_a(hold_down=10, drain_time=3)
+    down = A_FAILED
+    (spec, drained), = failover.takeovers()
+    assert spec.name == "web" and f"{FAILOVER_TAG}a:0" in spec.tags and not drained
+    # The owner is alive again but its instance is not healthy yet: keep running.
+    back = dict(down, a="alive")
+    assert not failover.update(catalog_with(back), now=5)
+    # Healthy now; a flap (gone again) restarts the hold-down.
+    healthy = catalog_with(back, [instance("web", "a")])
+    failover.update(healthy, now=6)
+    failover.update(catalog_with(back), now=12)
+    failover.update(healthy, now=13)
+    assert not failover.update(healthy, now=22) and not failover.takeovers()[0][1]
+    assert failover.update(healthy, now=23.5)  # 10 s covered: drained
+    assert failover.takeovers()[0][1] is True
+    assert failover.update(healthy, now=27) and failover.takeovers() == []
+
+
+def test_a_duplicate_from_differing_views_converges_to_the_chosen_node():
+    plan = parse_plan(plan_data())
+    slot = Slot("web", 0, "a")
+    chosen = taker_of(plan, slot, {"a"}, {"b", "c", "d"})
+    other = next(n for n in ("b", "c", "d") if n != chosen)
+    # `other` took the slot while it saw `chosen` failed too; now everyone agrees.
+    stale = Failover(other, plan, hold_down=10)
+    stale.update(catalog_with({"a": "failed", chosen: "failed", other: "alive"}), now=0)
+    assert stale.held
+    statuses = {"a": "failed", "b": "alive", "c": "alive", "d": "alive"}
+    serving = catalog_with(statuses, [instance("web", chosen, slot.tag)])
+    stale.update(serving, now=1)
+    stale.update(serving, now=11)
+    assert stale.held[slot].draining_since == 11  # the chosen node serves it: the stale copy drains
+    # It had taken c's db too (it saw c failed); c is alive but serves no db yet: that copy stays.
+    assert stale.held[Slot("db", 0, "c")].draining_since is None
+
+
+def test_a_partition_heals_into_the_plan():
+    """Each half failed the other over; once whole, every owner serves again and every copy goes."""
+    plan = parse_plan(plan_data(slots={"web": ["a", "b", "c", "d"]}))
+    halves = ({"a", "b"}, {"c", "d"})
+    takeovers = {}
+    for mine, theirs in (halves, halves[::-1]):
+        for node in mine:
+            failover = Failover(node, plan, hold_down=10, drain_time=3)
+            failover.update(catalog_with({**{n: "alive" for n in mine}, **{n: "failed" for n in theirs}}), now=0)
+            takeovers[node] = failover
+    assert sum(len(f.held) for f in takeovers.values()) == 4  # each half took the other half's two slots
+    whole = catalog_with({n: "alive" for n in NODES}, [instance("web", n) for n in NODES])
+    for now in (1, 11.5, 15):
+        for failover in takeovers.values():
+            failover.update(whole, now)
+    assert all(not f.held for f in takeovers.values())
+
+
+def test_a_newer_plan_that_moved_the_slot_retires_the_takeover():
+    _, failover = taking_over_web_from_a(hold_down=5, drain_time=1)
+    statuses = A_FAILED
+    # deploy.yml ran without a: web now on c and b (planned, untagged instances).
+    failover.plan = parse_plan(plan_data(slots={"web": ["c", "b"], "db": ["c"]}, generation=4))
+    served = catalog_with(statuses, [instance("web", "c"), instance("web", "b")])
+    for now in (1, 6.5, 8):
+        failover.update(served, now)
+    assert not failover.held
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.pop("cluster"), "no cluster id"),
+    (lambda d: d["services"]["web"].pop("failover"), "no failover entry"),
+    (lambda d: d["services"]["web"].update(slots=["zz"]), "must name nodes"),
+    (lambda d: d.update(generation=-1), "generation"),
+    (lambda d: d["services"]["web"]["failover"]["specs"]["armv6l"].update(port="http"), "port"),
+    (lambda d: d["services"]["web"]["failover"]["specs"]["armv6l"].update(env={"PASSWORD": "s3cret", "1": 2}), "env"),
+])
+def test_a_bad_plan_is_refused_with_the_reason_and_no_secret(mutate, message):
+    data = plan_data()
+    mutate(data)
+    with pytest.raises(PlanError, match=message) as err:
+        parse_plan(data)
+    assert "s3cret" not in str(err.value)
+
+
+def test_the_plan_file_is_refused_when_corrupt_foreign_or_older_and_the_last_good_one_kept(tmp_path):
+    path, kept = tmp_path / "plan.json", tmp_path / "state" / "plan.json"
+    source = PlanSource(path, kept, "c1", "b")
+    assert not source.poll() and source.plan is None  # no plan yet: nothing to fail over
+    path.write_text(json.dumps(plan_data(generation=3)))
+    assert source.poll() and source.plan.generation == 3
+    assert kept.stat().st_mode & 0o777 == 0o600  # specs may carry env
+    for bad, why in ((json.dumps(plan_data(generation=2)), "older than"),
+                     (json.dumps(plan_data(generation=5, cluster="other")), "another cluster"),
+                     ("{not json", "refused"), ("[" * 100000, "nested too deeply")):
+        path.write_text(bad)
+        assert not source.poll()
+        assert why in source.problem and source.plan.generation == 3
+    # A restart keeps the last good plan even though the file is still bad.
+    assert PlanSource(path, kept, "c1", "b").plan.generation == 3
+    path.write_text(json.dumps(plan_data(generation=4)))
+    assert source.poll() and source.problem is None and source.plan.generation == 4
