@@ -125,8 +125,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.answered:
             return  # a body or a second request: neither is read
+        start = max(0, len(self.buffer) - 3)  # a head sent a byte at a time is searched once, not n times
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n", 0, MAX_HEAD)
+        end = self.buffer.find(b"\r\n\r\n", start, MAX_HEAD)
         if end >= 0:
             self._answer(bytes(self.buffer[:end + 4]))
         elif len(self.buffer) >= MAX_HEAD:

@@ -360,3 +360,41 @@ def test_cached_answers_follow_the_catalog_and_carry_each_query_id(resolver):
     answer = DNSRecord.parse(resolver.answer(query.pack()))
     assert [rr.rdata.port for rr in answer.rr] == [9999]
     assert str(DNSRecord.parse(resolver.answer(DNSRecord.question("web.service.pico").pack())).a.rdata) == "10.99.0.9"
+
+
+def test_a_head_sent_a_byte_at_a_time_is_answered_once_complete():
+    from pico_agent.api import API, _Connection
+
+    class Transport:
+        def __init__(self):
+            self.sent, self.closing = b"", False
+
+        def write(self, data):
+            self.sent += data
+
+        def close(self):
+            self.closing = True
+
+        abort = close
+
+        def is_closing(self):
+            return self.closing
+
+        def get_extra_info(self, name):
+            return None
+
+    class Agent:
+        def health_report(self):
+            return {"status": "ok"}
+
+    async def run():
+        connection, transport = _Connection(API(Agent(), "a-token-long-enough")), Transport()
+        connection.connection_made(transport)
+        for byte in b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n":
+            assert not transport.sent
+            connection.data_received(bytes([byte]))
+        await asyncio.sleep(0)
+        connection.connection_lost(None)
+        return transport.sent
+
+    assert asyncio.run(run()).startswith(b"HTTP/1.1 200 OK\r\n")
