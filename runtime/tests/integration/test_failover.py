@@ -7,7 +7,10 @@ The worker has no port: every node here shares 127.0.0.1, where a takeover and t
 owner could not both listen on one port, as they can on real boards."""
 
 import json
+import os
 import platform
+import signal
+import time
 
 import pytest
 from agentlab import DOCKER_SOCKET, AgentLab, docker, load_demo_image, wait_for
@@ -92,3 +95,45 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     assert containers_of(bystander) == [] and len(containers_of(owner)) == 1
     log = (taker.root / "agent.log").read_text()
     assert '"event":"failover_changed"' in log
+
+
+def no_takeover_anywhere(lab, owner):
+    return all(worker_instances(n) == [(owner.name, ("pico.spec:abc",))] for n in lab.nodes[1:]) \
+        and all(containers_of(n) == [] for n in lab.nodes[1:])
+
+
+@pytest.mark.parametrize("fault", ["freeze", "serf-only", "agent-only"])
+def test_a_node_that_stalls_or_loses_a_process_ends_with_one_copy_and_its_state_intact(cluster, fault):
+    """Freeze (SIGSTOP of Serf and agent, the container keeps running) and Serf killed: peers see
+    the node failed and take its slot over, a duplicate while it lasts; once the node is back the
+    copy goes. Agent killed: Serf still answers, so nothing is failed over; the restarted agent
+    finds its container and restart count as they were."""
+    lab, _ = cluster
+    owner, taker = lab.nodes[0], lab.nodes[1]
+    container = containers_of(owner)
+    if fault == "freeze":
+        for proc in (owner.serf, owner.agent):
+            os.kill(proc.pid, signal.SIGSTOP)
+    elif fault == "serf-only":
+        owner.serf.kill()
+        owner.serf.wait()
+    else:
+        owner.agent.kill()
+        owner.agent.wait()
+    if fault == "agent-only":
+        time.sleep(12)  # longer than Serf's failure detection: nothing may move
+        assert no_takeover_anywhere(lab, owner)
+        owner.start_agent()
+    else:
+        wait_for(lambda: any(n.name != owner.name and FAILOVER_TAG in "".join(t for _, tags in worker_instances(n) for t in tags)
+                             for n in lab.nodes[1:]), 30, what="the slot taken over")
+        if fault == "freeze":
+            for proc in (owner.serf, owner.agent):
+                os.kill(proc.pid, signal.SIGCONT)
+        else:
+            owner.start_serf(lab.keyring, [taker.serf_port])
+    wait_for(lambda: no_takeover_anywhere(lab, owner), 60, what="one copy left, the owner's")
+    assert containers_of(owner) == container  # the owner's own container was never touched
+    health = wait_for(lambda: owner.get("/v1/health")[1] if owner.get("/v1/health")[0] == 200 else None, 20,
+                      what="the owner's agent healthy")
+    assert health["failover"]["takeovers"] == [] and health["instances"][0]["container"] == container[0][:12]
