@@ -20,7 +20,7 @@ from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
 from .failover import Failover, PlanSource
 from .files import FileProblem, read_small_file
-from .log import log
+from .log import Throttled, log
 from .membership import Membership
 from .metrics import Metrics
 from .state import StateFile
@@ -94,8 +94,7 @@ class Agent:
         self.membership.on_self_address = self.supervisor.publish
         self.api = API(self, load_or_create_token(config.token_file))
         self.exit_code = 0
-        self._loop_errors = 0
-        self._last_loop_error_log = -10.0
+        self._loop_error = Throttled("error", "event_loop_error")
 
     def advertise_address(self) -> str:
         if self.config.advertise_address:
@@ -109,10 +108,7 @@ class Agent:
         """Every supervisor loop: a new plan, or a change in who runs what for failed peers."""
         if self.plan.poll():
             self.failover.plan = self.plan.plan
-        before = self.failover.takeovers()
-        self.failover.update(self.catalog, now)
-        after = self.failover.takeovers()
-        if before != after:
+        if self.failover.update(self.catalog, now):
             log("info", "failover_changed", **self.failover.status())
             return True
         return False
@@ -213,12 +209,7 @@ class Agent:
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio's own errors (accept() out of file descriptors, a callback that raised): one
         structured line per 10 s instead of a traceback per event."""
-        self._loop_errors += 1
-        now = time.monotonic()
-        if now - self._last_loop_error_log >= 10.0:
-            log("error", "event_loop_error", message=str(context.get("message", ""))[:200],
-                error=repr(context.get("exception"))[:200], errors_total=self._loop_errors)
-            self._last_loop_error_log = now
+        self._loop_error(message=str(context.get("message", ""))[:200], error=repr(context.get("exception"))[:200])
 
     async def run(self) -> int:
         """Serve until SIGTERM (exit code 0) or until a loop keeps failing (1)."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import NAME_RE
-from .connections import BACKLOG, ConnectionLimiter
+from .connections import BACKLOG, ConnectionLimiter, WaitingConnection
 from .log import log
 
 MAX_HEAD = 8 * 1024
@@ -106,21 +106,16 @@ def parse_head(head: bytes) -> Request:
     return Request(parts[0], path, headers, query)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WaitingConnection):
     """One client connection. A protocol rather than a stream and a task: an idle connection then
     costs a transport and a small buffer, nothing that runs."""
 
-    def __init__(self, api: API):
-        self.api = api
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.answered = False
-        self.timer: asyncio.TimerHandle | None = None
+    timeout = READ_TIMEOUT
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
-        self.api.limiter.admit(self)
-        self.timer = asyncio.get_running_loop().call_later(READ_TIMEOUT, self._too_slow)
+    def __init__(self, api: API):
+        super().__init__(api.limiter)
+        self.api = api
+        self.answered = False
 
     def data_received(self, data: bytes) -> None:
         if self.answered:
@@ -138,20 +133,16 @@ class _Connection(asyncio.Protocol):
             self._reply(error(400, "incomplete request"))
         return True  # keep the write side open for the answer
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.api.limiter.done_waiting(self)
-        if self.timer:
-            self.timer.cancel()
-
-    def _too_slow(self) -> None:
+    def timed_out(self) -> None:
         if self.answered:
-            self.transport.abort()  # a client that does not read its answer
+            if self.transport is not None:
+                self.transport.abort()  # a client that does not read its answer
         else:
             self._reply(error(408, "request not received in time"))
 
     def _answer(self, head: bytes) -> None:
         self.answered = True
-        self.api.limiter.done_waiting(self)
+        self.limiter.done_waiting(self)
         try:
             request = parse_head(head)
         except BadRequest as err:
@@ -169,7 +160,7 @@ class _Connection(asyncio.Protocol):
 
     def _reply(self, reply: Reply, with_body: bool = True) -> None:
         self.answered = True
-        self.api.limiter.done_waiting(self)
+        self.limiter.done_waiting(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply.encode(with_body))
             self.transport.close()  # after the buffer is written; the timer aborts a client that never reads

@@ -14,17 +14,12 @@ import array
 import asyncio
 import fcntl
 import termios
-from typing import Protocol
 
 DEFAULT_LIMIT = 256
 # listen() backlog of the agent's TCP servers. asyncio also accepts up to this many connections in
 # one go before it reads any, and each costs memory until the cap evicts it: 1024 keeps a
 # 10,000-connection burst under the agent's 64 MB.
 BACKLOG = 1024
-
-
-class Waiting(Protocol):
-    transport: asyncio.Transport | None
 
 
 def unread_bytes(transport: asyncio.BaseTransport | None) -> int:
@@ -42,13 +37,13 @@ def unread_bytes(transport: asyncio.BaseTransport | None) -> int:
 class ConnectionLimiter:
     def __init__(self, limit: int = DEFAULT_LIMIT):
         self.limit = limit
-        self._waiting: dict[Waiting, None] = {}  # insertion order: oldest first
+        self._waiting: dict[WaitingConnection, None] = {}  # insertion order: oldest first
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def admit(self, connection: Waiting) -> None:
+    def admit(self, connection: WaitingConnection) -> None:
         while len(self._waiting) >= self.limit:
             self._evict()
         self._waiting[connection] = None
@@ -64,6 +59,39 @@ class ConnectionLimiter:
             victim.transport.abort()
         self.evicted += 1
 
-    def done_waiting(self, connection: Waiting) -> None:
+    def done_waiting(self, connection: WaitingConnection) -> None:
         """The request is in (or the connection gone): from here on it is not evicted."""
         self._waiting.pop(connection, None)
+
+
+class WaitingConnection(asyncio.Protocol):
+    """A TCP connection under a limiter (the API's, DNS over TCP's): admitted when it opens,
+    released when it closes, and `timed_out()` after `timeout` seconds unless the subclass calls
+    `restart_timer()` when it makes progress."""
+
+    timeout: float
+
+    def __init__(self, limiter: ConnectionLimiter):
+        self.limiter = limiter
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.limiter.admit(self)
+        self.restart_timer()
+
+    def restart_timer(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.timeout, self.timed_out)
+
+    def timed_out(self) -> None:
+        raise NotImplementedError
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.limiter.done_waiting(self)
+        if self.timer:
+            self.timer.cancel()
+        self.transport = None

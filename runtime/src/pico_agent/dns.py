@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, SRV, A, DNSHeader, DNSRecord
 
 from .catalog import Catalog, Instance
-from .connections import BACKLOG, ConnectionLimiter
-from .log import log
+from .connections import BACKLOG, ConnectionLimiter, WaitingConnection
+from .log import Throttled
 from .metrics import Metrics
 
 UDP_PAYLOAD = 512
@@ -38,8 +37,7 @@ class Resolver:
         self.catalog = catalog
         self.domain = domain.strip(".").lower()
         self.ttl = ttl
-        self.failures = 0
-        self._last_failure_log = -10.0
+        self._failed = Throttled("warning", "dns_query_failed")
         self._cache: dict[tuple[bytes, int | None], list[bytes]] = {}
         self._cache_generation = -1
         self._turn = 0
@@ -72,19 +70,12 @@ class Resolver:
         try:
             answer = self._answer(request, limit)
         except Exception as err:  # a name dnslib cannot pack again, and the like
-            self.failures += 1
-            self._log_failure(err)
+            self._failed(error=repr(err)[:200])
             return self._formerr(data)
         if len(self._cache) >= CACHE_ENTRIES and variants is None:
             self._cache.clear()  # random names: start over rather than grow
         self._cache.setdefault(key, []).append(bytes(answer[2:]))
         return answer
-
-    def _log_failure(self, err: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_failure_log >= 10.0:  # one line per 10 s, however many packets
-            log("warning", "dns_query_failed", error=repr(err)[:200], failures_total=self.failures)
-            self._last_failure_log = now
 
     @staticmethod
     def _formerr(data: bytes) -> bytes:
@@ -190,28 +181,17 @@ class DNSProtocol(asyncio.DatagramProtocol):
         pass  # ICMP unreachable from a client that left: nothing to do, nothing to log per packet
 
 
-class DNSOverTCP(asyncio.Protocol):
+class DNSOverTCP(WaitingConnection):
     """RFC 7766: a two-byte length, then the message; several queries per connection, closed when
     idle. Answering is synchronous, so a connection needs no task of its own."""
 
+    timeout = TCP_IDLE_TIMEOUT
+
     def __init__(self, resolver: Resolver, metrics: Metrics, limiter: ConnectionLimiter):
+        super().__init__(limiter)
         self.resolver = resolver
         self.metrics = metrics
-        self.limiter = limiter
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
         self.answered = 0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
-        self.limiter.admit(self)
-        self._idle_from_now()
-
-    def _idle_from_now(self) -> None:
-        if self.timer:
-            self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(TCP_IDLE_TIMEOUT, self._close)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -229,20 +209,17 @@ class DNSOverTCP(asyncio.Protocol):
             self.transport.write(len(answer).to_bytes(2, "big") + answer)
             self.limiter.done_waiting(self)  # waiting for the next query is waiting again, as the newest
             self.limiter.admit(self)
-            self._idle_from_now()
+            self.restart_timer()
             if self.answered >= TCP_QUERIES_PER_CONNECTION:
                 self._close()
                 return
 
+    def timed_out(self) -> None:
+        self._close()
+
     def _close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.limiter.done_waiting(self)
-        if self.timer:
-            self.timer.cancel()
-        self.transport = None
 
 
 async def serve_dns_tcp(resolver: Resolver, metrics: Metrics, limiter: ConnectionLimiter,

@@ -15,8 +15,8 @@ failed node". The chosen node runs the replica; the others do nothing.
 - While views differ during gossip, two nodes may both run a slot for a moment: a duplicate, never
   a gap. A takeover is given up only when someone else covers its slot: the owner, alive again
   and publishing its planned instances healthy, or the node the rule now picks, publishing the
-  takeover healthy, in either case for HOLD_DOWN seconds without a break. It is then drained
-  (out of discovery) for DRAIN_TIME seconds before it stops. After a partition heals, every
+  takeover healthy, in either case for hold_down seconds without a break. It is then drained
+  (out of discovery) for drain_time seconds before it stops. After a partition heals, every
   owner is back, so every extra copy converges away and the plan wins.
 - Time is each node's own monotonic clock; no decision compares clocks across nodes.
 """
@@ -24,21 +24,18 @@ failed node". The chosen node runs the replica; the others do nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, Instance
-from .config import NAME_RE
-from .files import FileProblem, loads_json, read_small_file
+from .config import NAME_RE, FailoverConfig
+from .files import FileProblem, loads_json, read_small_file, write_atomically
 from .log import log
 from .spec import ServiceSpec, SpecError, parse_spec
 
 MAX_PLAN_BYTES = 4 * 1024 * 1024
 
-HOLD_DOWN = 10.0
-DRAIN_TIME = 3.0
 FAILOVER_TAG = "pico.failover:"  # pico.failover:<owner>:<slot>
 
 
@@ -182,8 +179,8 @@ class Failover:
 
     node: str
     plan: Plan | None = None
-    hold_down: float = HOLD_DOWN
-    drain_time: float = DRAIN_TIME
+    hold_down: float = FailoverConfig.hold_down
+    drain_time: float = FailoverConfig.drain_time
     held: dict[Slot, Takeover] = field(default_factory=dict)
     waiting: list[Slot] = field(default_factory=list)
 
@@ -276,11 +273,12 @@ class PlanSource:
         self.problem: str | None = None
         self._stamp: tuple[int, int] | None = None
         try:
-            self.plan = self._read(kept)
+            self.plan = self._read(kept)[0]
         except (FileNotFoundError, PlanError):
             pass  # nothing kept yet, or unusable: the plan file decides
 
-    def _read(self, path: Path) -> Plan:
+    def _read(self, path: Path) -> tuple[Plan, bytes]:
+        """The plan in the file, and the file's bytes (kept as they are)."""
         try:
             raw, _ = read_small_file(path, MAX_PLAN_BYTES)
             plan = parse_plan(loads_json(raw))
@@ -294,7 +292,7 @@ class PlanSource:
             raise PlanError(f"from another cluster (cluster id {plan.cluster[:16]}, this node's is {self.cluster_id})")
         if self.node not in plan.nodes:
             raise PlanError(f"does not list this node ({self.node})")
-        return plan
+        return plan, raw
 
     def poll(self) -> bool:
         """Read the plan file if it changed; True when a new plan was taken."""
@@ -309,7 +307,7 @@ class PlanSource:
         if stamp is None:
             return False  # no plan file: failover needs deploy.yml to have run
         try:
-            plan = self._read(self.path)
+            plan, raw = self._read(self.path)
             if self.plan is not None and plan.generation < self.plan.generation:
                 raise PlanError(f"generation {plan.generation} is older than the one this node holds "
                                 f"({self.plan.generation})")
@@ -324,19 +322,12 @@ class PlanSource:
         if self.plan is not None and plan == self.plan:
             return False
         self.plan = plan
-        self._keep()
+        self._keep(raw)
         log("info", "plan_taken", generation=plan.generation, services=sorted(plan.services))
         return True
 
-    def _keep(self) -> None:
+    def _keep(self, raw: bytes) -> None:
         try:
-            self.kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.kept.with_name(f".{self.kept.name}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # specs may hold secrets
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(read_small_file(self.path, MAX_PLAN_BYTES)[0])
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.kept)
-        except (OSError, FileProblem) as err:
+            write_atomically(self.kept, raw, 0o600)  # specs may hold secrets
+        except OSError as err:
             log("warning", "plan_keep_failed", path=str(self.kept), error=str(err)[:200])

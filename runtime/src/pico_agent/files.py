@@ -59,3 +59,16 @@ def loads_json(data: bytes | str) -> Any:
         return json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Temp file, fsync, rename: a reader sees the old file or the new one, never half of either.
+    `mode` before the umask; 0o600 for what may hold secrets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

@@ -25,3 +25,20 @@ def log(level: str, event: str, **fields: Any) -> None:
     record = {"ts": round(time.time(), 3), "level": level, "event": event, **fields}
     sys.stderr.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
     sys.stderr.flush()
+
+
+class Throttled:
+    """An event that can happen once per packet or per accept(): logged at most once per `every`
+    seconds, with how often it happened in all."""
+
+    def __init__(self, level: str, event: str, every: float = 10.0):
+        self.level, self.event, self.every = level, event, every
+        self.count = 0
+        self._last = -every
+
+    def __call__(self, **fields: Any) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log(self.level, self.event, total=self.count, **fields)
+            self._last = now

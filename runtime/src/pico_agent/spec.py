@@ -267,8 +267,9 @@ def directory_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(stamp)
 
 
-def load_desired(directory: Path) -> DesiredState:
-    stamp = directory_stamp(directory)
+def load_desired(directory: Path, stamp: tuple[tuple[str, int, int], ...] | None = None) -> DesiredState:
+    """The services in `directory`; `stamp`: its directory_stamp, if the caller has just taken it."""
+    stamp = directory_stamp(directory) if stamp is None else stamp
     services: dict[str, ServiceSpec] = {}
     errors: dict[str, str] = {}
     for index, (name, _, _) in enumerate(stamp):

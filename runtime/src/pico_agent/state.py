@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .files import FileProblem, loads_json, read_small_file
+from .files import FileProblem, loads_json, read_small_file, write_atomically
 from .log import log
 
 MAX_STATE_BYTES = 1024 * 1024
@@ -54,10 +54,4 @@ class StateFile:
             return {}
 
     def save(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w") as handle:
-            json.dump(data, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(data, sort_keys=True).encode())

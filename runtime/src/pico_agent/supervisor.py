@@ -151,10 +151,7 @@ class Supervisor:
         stamp = self._stamp()
         if stamp is None or (stamp == self.desired.stamp and self.desired.stamp):
             return
-        try:
-            new = load_desired(self.services_dir)
-        except OSError:
-            return  # the directory went away between the two looks; the next pass sees it
+        new = load_desired(self.services_dir, stamp)
         for name, problem in new.errors.items():
             if self.desired.errors.get(name) != problem:
                 log("error", "service_file_invalid", service=name, problem=problem)
