@@ -13,7 +13,7 @@ import json
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.pico.cloud.plugins.module_utils.placement import (
-    UPDATE_DEFAULTS, PlacementError, failover_entry, moves, node_specs, parse_memory, plan, rollout_steps,
+    UPDATE_DEFAULTS, PlacementError, failover_entries, moves, node_specs, parse_memory, plan, rollout_steps,
     validate_services)
 
 ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain", "cluster_id"}
@@ -84,9 +84,10 @@ class ActionModule(ActionBase):
         arch_of = dict((n["name"], n["arch"]) for n in nodes)
         files = dict((n["name"], {}) for n in nodes)
         rollouts = []
+        failover = failover_entries(services, nodes)
         for service in services:
             slots = new["services"][service["name"]]["slots"]
-            new["services"][service["name"]]["failover"] = failover_entry(service, nodes)
+            new["services"][service["name"]]["failover"] = failover[service["name"]]
             specs = node_specs(service, slots, arch_of)
             for node_name, spec in specs.items():
                 files[node_name][service["name"]] = spec

@@ -256,7 +256,7 @@ def plan(services, nodes, current=None):
     eligible, by_profile = {}, {}
     for service in services:
         # Services asking the same of a node share one pass over the nodes.
-        profile = json.dumps([service["constraints"], service["image"], service["resources"]], sort_keys=True)
+        profile = _profile(service)
         if profile not in by_profile:
             by_profile[profile] = [n for n in nodes if _why_not(service, n) is None]
         eligible[service["name"]] = by_profile[profile]
@@ -405,11 +405,27 @@ def node_specs(service, slots, arch_of):
     return dict((node_name, agent_spec(service, arch_of[node_name], count)) for node_name, count in sorted(counts.items()))
 
 
-def failover_entry(service, nodes):
-    """What every agent needs to fail this service's slots over with no controller: the nodes that
-    could take one (eligible, room aside, whether up now or not), its requests, and one replica's
-    service file per architecture among them."""
-    candidates = [n for n in nodes if _why_not(service, dict(n, alive=True)) is None]
+def failover_entries(services, nodes):
+    """{service name: what every agent needs to fail its slots over with no controller}: the nodes
+    that could take one (eligible, room aside, whether up now or not), its requests, and one
+    replica's service file per architecture among them."""
+    as_if_up = [dict(n, alive=True) for n in nodes]
+    by_profile = {}
+    entries = {}
+    for service in services:
+        profile = _profile(service)
+        if profile not in by_profile:  # as in plan(): one pass over the nodes per profile
+            by_profile[profile] = [n for n in as_if_up if _why_not(service, n) is None]
+        entries[service["name"]] = _failover_entry(service, by_profile[profile])
+    return entries
+
+
+def _profile(service):
+    """What a service asks of a node: services with the same profile fit the same nodes."""
+    return json.dumps([service["constraints"], service["image"], service["resources"]], sort_keys=True)
+
+
+def _failover_entry(service, candidates):
     return {
         "candidates": sorted(n["name"] for n in candidates),
         "requests": dict(service["resources"]),
