@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "runtime" / "tests"))
 
-from agentlab import AgentLab, free_ports, parse_metrics, wait_for  # noqa: E402
+from agentlab import AgentLab, RSSPeak, accept_queue, free_ports, parse_metrics, wait_for  # noqa: E402
 from dnslib import DNSRecord, EDNS0  # noqa: E402
 
 ROLE = REPO / "collections/ansible_collections/pico/cloud/roles/agent"
@@ -87,25 +87,6 @@ def prober(port: int, stop, results) -> None:
         time.sleep(0.05)
 
 
-def accept_queue(port: int) -> int:
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
-            return int(fields[4].split(":")[1], 16)
-    return 0
-
-
-class RSSPeak(threading.Thread):
-    def __init__(self, node):
-        super().__init__(daemon=True)
-        self.node, self.peak, self.done = node, 0, threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            self.peak = max(self.peak, self.node.rss_kib())
-            self.done.wait(0.02)
-
-
 def half_open_flood(node, count: int) -> dict:
     evicted_before = parse_metrics(node.get("/metrics")[1])["pico_connections_evicted_total"][""]
     manager = multiprocessing.Manager()
@@ -113,33 +94,30 @@ def half_open_flood(node, count: int) -> dict:
     probe = multiprocessing.Process(target=prober, args=(node.http_port, stop, results))
     probe.start()
     time.sleep(0.3)
-    rss = RSSPeak(node)
-    rss.start()
-    sockets, burst_start = [], time.time()
-    for index in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", node.http_port))
-        sockets.append(sock)
-        if index % 3 == 1:
-            try:
-                sock.send(b"GET /v1/health HTTP/1.1\r\nX-Slow: ")
-            except OSError:
-                pass
-    opened = time.time()
-    deadline = time.time() + 30
-    while accept_queue(node.http_port) and time.time() < deadline:
-        time.sleep(0.01)
-    accepted = time.time()
-    time.sleep(3)  # held
-    stop.set()
-    probe.join()
-    evicted = parse_metrics(node.get("/metrics")[1])["pico_connections_evicted_total"][""]
-    for sock in sockets:
-        sock.close()
-    time.sleep(1)
-    rss.done.set()
-    rss.join()
+    with RSSPeak(node) as rss:
+        sockets, burst_start = [], time.time()
+        for index in range(count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", node.http_port))
+            sockets.append(sock)
+            if index % 3 == 1:
+                try:
+                    sock.send(b"GET /v1/health HTTP/1.1\r\nX-Slow: ")
+                except OSError:
+                    pass
+        opened = time.time()
+        deadline = time.time() + 30
+        while accept_queue(node.http_port) and time.time() < deadline:
+            time.sleep(0.01)
+        accepted = time.time()
+        time.sleep(3)  # held
+        stop.set()
+        probe.join()
+        evicted = parse_metrics(node.get("/metrics")[1])["pico_connections_evicted_total"][""]
+        for sock in sockets:
+            sock.close()
+        time.sleep(1)
     samples = list(results)
     during = [latency for started, latency in samples if burst_start <= started < accepted]
     held = [latency for started, latency in samples if started >= accepted]

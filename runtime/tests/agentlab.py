@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -287,6 +288,36 @@ def raw_http(port: int, payload: bytes) -> bytes:
         while data := sock.recv(65536):
             chunks.append(data)
     return b"".join(chunks)
+
+
+def accept_queue(port: int) -> int:
+    """Connections the kernel holds for the listening socket on 127.0.0.1:`port`, not accepted yet."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+class RSSPeak:
+    """The agent's peak RSS (KiB) while the block runs, sampled every 20 ms: `with RSSPeak(node) as rss`."""
+
+    def __init__(self, node: "Node"):
+        self.node, self.peak, self._stop = node, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.node.rss_kib())
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "RSSPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class PortListener:

@@ -14,15 +14,14 @@ import re
 import resource
 import signal
 import socket
-import threading
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from agentlab import (DOCKER_SOCKET, AgentLab, PortListener, docker, free_ports, load_demo_image, parse_metrics,
-                      raw_http, wait_for)
+from agentlab import (DOCKER_SOCKET, AgentLab, PortListener, RSSPeak, accept_queue, docker, free_ports, load_demo_image,
+                      parse_metrics, raw_http, wait_for)
 from dnslib import QTYPE, DNSRecord, EDNS0
 from pico_agent.serf import SerfClient, SerfError
 
@@ -36,27 +35,6 @@ def unit_memory_limit_kib() -> int:
     """pico_agent_memory_max, the unit's MemoryMax, from the role's defaults."""
     value = re.search(r"^pico_agent_memory_max:\s*(\d+)M\s*$", ROLE_DEFAULTS.read_text(), re.M).group(1)
     return int(value) * 1024
-
-
-class RSSPeak:
-    """Samples the agent's RSS every 20 ms while a flood runs."""
-
-    def __init__(self, node):
-        self.node, self.peak, self._stop = node, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.node.rss_kib())
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +124,6 @@ def flood(port: int, count: int):
     finally:
         for sock in sockets:
             sock.close()
-
-
-def accept_queue(port: int) -> int:
-    """Connections the kernel holds for the agent's listening socket on `port`, not accepted yet."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
-            return int(fields[4].split(":")[1], 16)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def test_3000_half_open_connections_do_not_end_it_or_bloat_it(target):
