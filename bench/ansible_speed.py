@@ -8,7 +8,9 @@ Brings up a lab of its own (pico-bench-speed, the default mix: 2 x Pi Zero, 1 x 
 measures, in one run so the numbers compare:
 - the first site.yml on the fresh lab (the project's default strategy, Mitogen);
 - site.yml with nothing to change, Mitogen (median of --runs) beside Ansible's stock linear
-  strategy (--stock-runs), each run checked for changed=0 on every node, and the ratio;
+  strategy (--stock-runs) and beside Mitogen with its own CPU pinning (--pinned-runs: what the
+  project's strategy turns off on a controller with fewer than 4 CPUs), each run checked for
+  changed=0 on every node, and the ratios;
 - per board kind, `podman run` of the demo image until its /healthz answers 200, timed on the
   board itself;
 - the resident memory of the agent and of the demo container on each emulated board. Under
@@ -59,9 +61,12 @@ echo "$(rss $agent) $(rss $demo)"
 """
 
 
-def site(inventory: Path, *args: str, stock: bool = False) -> float:
+STOCK = {"ANSIBLE_STRATEGY": "linear"}
+PINNED = {"PICO_MITOGEN_CPU_PINNING": "1"}
+
+
+def site(inventory: Path, *args: str, env: dict[str, str] | None = None) -> float:
     """Seconds of one site.yml run that must change nothing on any node."""
-    env = {"ANSIBLE_STRATEGY": "linear"} if stock else {}
     seconds, output = benchlib.playbook_output(inventory, "site.yml", *args, env=env)
     counts = benchlib.recap(output)
     if len(counts) != len(BOARDS) + 1 or any(c["changed"] or c["failed"] or c["unreachable"] for c in counts.values()):
@@ -107,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="changed=0 runs with Mitogen (median reported)")
     parser.add_argument("--stock-runs", type=int, default=1, help="changed=0 runs with the stock strategy")
+    parser.add_argument("--pinned-runs", type=int, default=1, help="changed=0 runs with Mitogen's own CPU pinning")
     parser.add_argument("--starts", type=int, default=3, help="container starts per board kind")
     parser.add_argument("--make-lab", action="store_true", help="also time `make lab` from a fresh clone")
     parser.add_argument("--bare", action="store_true", help="with --make-lab: rebuild images as on a new machine")
@@ -122,7 +128,8 @@ def main() -> None:
         first_changed = {host: c["changed"] for host, c in benchlib.recap(output).items()}
         lab.wait_for_services(300)
         mitogen = [site(inventory) for _ in range(args.runs)]
-        stock = [site(inventory, stock=True) for _ in range(args.stock_runs)]
+        stock = [site(inventory, env=STOCK) for _ in range(args.stock_runs)]
+        pinned = [site(inventory, env=PINNED) for _ in range(args.pinned_runs)]
         starts = {kind: [container_start_s(node, "2.0.0") for _ in range(args.starts)] for kind, node in BOARDS.items()}
         memory = {}
         for kind, node in BOARDS.items():
@@ -137,6 +144,9 @@ def main() -> None:
                 "mitogen_median": round(statistics.median(mitogen), 1), "mitogen_all": [round(x, 1) for x in mitogen],
                 "stock_median": round(statistics.median(stock), 1), "stock_all": [round(x, 1) for x in stock],
                 "stock_over_mitogen": round(statistics.median(stock) / statistics.median(mitogen), 1),
+                "mitogen_cpu_pinned_median": round(statistics.median(pinned), 1),
+                "mitogen_cpu_pinned_all": [round(x, 1) for x in pinned],
+                "pinned_over_unpinned": round(statistics.median(pinned) / statistics.median(mitogen), 2),
                 "target": "mitogen <= 30 s and >= 8x faster than stock",
             },
             "container_start_s": {

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 # The real CLI, in a process whose ansible-core pretends to be another release.
 PRETEND = """
@@ -105,3 +107,43 @@ def test_untested_ok_lets_a_newer_ansible_core_through(tmp_path):
     allowed, parent = run(tmp_path, installed_core(), ANSIBLE_STRATEGY_PLUGINS=str(plugins), PICO_MITOGEN_UNTESTED_OK="1")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "(mitogen:" in parent
+
+
+CPUS_PLAY = """\
+- name: Write the CPUs a task worker may run on
+  hosts: controller-node
+  gather_facts: false
+  tasks:
+    - name: Write them (the lookup runs in the task's worker process on the controller)
+      ansible.builtin.copy:
+        content: "{{ lookup('ansible.builtin.pipe', 'grep Cpus_allowed_list /proc/self/status') }}"
+        dest: "{{ marker }}"
+        mode: "0644"
+"""
+
+
+def worker_cpus(tmp_path, **env):
+    play = tmp_path / "cpus.yml"
+    play.write_text(CPUS_PLAY)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    marker = tmp_path / "cpus"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(play), "-e", f"marker={marker}"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), **env})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return marker.read_text().split(":")[1].strip()
+
+
+def test_task_workers_are_not_pinned_to_one_cpu_on_a_small_controller(tmp_path):
+    """Mitogen pins every task worker to one CPU on a 2- or 3-CPU controller; the project's
+    strategy leaves placement to the kernel there (bench/ansible_speed.py measures the gain), and
+    PICO_MITOGEN_CPU_PINNING=1 brings Mitogen's placement back."""
+    allowed = os.sched_getaffinity(0)
+    if not 2 <= len(allowed) < 4 or os.cpu_count() != len(allowed):
+        pytest.skip("needs a controller with 2 or 3 CPUs, all of them usable")
+    everything = f"{min(allowed)}-{max(allowed)}"
+    assert worker_cpus(tmp_path) == everything
+    pinned = worker_cpus(tmp_path, PICO_MITOGEN_CPU_PINNING="1")
+    assert pinned != everything and "-" not in pinned and "," not in pinned  # one CPU
