@@ -3,11 +3,10 @@
 A Mitogen release that lags a new ansible-core must stop a run before its first task, with a message
 that names the way out; the stock strategy must keep working whatever Mitogen supports."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # The real CLI, in a process whose ansible-core pretends to be another release.
@@ -137,13 +136,16 @@ def worker_cpus(tmp_path, **env):
 
 
 def test_task_workers_are_not_pinned_to_one_cpu_on_a_small_controller(tmp_path):
-    """Mitogen pins every task worker to one CPU on a 2- or 3-CPU controller; the project's
-    strategy leaves placement to the kernel there (bench/ansible_speed.py measures the gain), and
-    PICO_MITOGEN_CPU_PINNING=1 brings Mitogen's placement back."""
+    """Mitogen pins every task worker to one CPU; on a controller with 2 or 3 CPUs that makes a
+    task's workers queue behind each other, so the project's strategy leaves placement to the
+    kernel there (bench/ansible_speed.py measures the gain). PICO_MITOGEN_CPU_PINNING=1 brings
+    Mitogen's placement back; with 4 CPUs or more it is kept."""
     allowed = os.sched_getaffinity(0)
-    if not 2 <= len(allowed) < 4 or os.cpu_count() != len(allowed):
-        pytest.skip("needs a controller with 2 or 3 CPUs, all of them usable")
-    everything = f"{min(allowed)}-{max(allowed)}"
-    assert worker_cpus(tmp_path) == everything
-    pinned = worker_cpus(tmp_path, PICO_MITOGEN_CPU_PINNING="1")
-    assert pinned != everything and "-" not in pinned and "," not in pinned  # one CPU
+    everything = f"{min(allowed)}-{max(allowed)}" if len(allowed) > 1 else str(min(allowed))
+    unpinned, pinned = worker_cpus(tmp_path), worker_cpus(tmp_path, PICO_MITOGEN_CPU_PINNING="1")
+    one_cpu = re.compile(r"\d+")
+    assert one_cpu.fullmatch(pinned)
+    if 2 <= (os.cpu_count() or 1) < 4:
+        assert unpinned == everything
+    else:
+        assert one_cpu.fullmatch(unpinned)
