@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import platform
 import random
 import resource
 import secrets
@@ -29,6 +30,12 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 DEMO_ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
 DEMO_IMAGE = "pico/demo:1.0.0"
 DOCKER_SOCKET = "/var/run/docker.sock"
+MB = 1024 * 1024
+# The plan deploy.yml writes holds this cluster id; the failover tests and benches use their own.
+CLUSTER_ID = "0123456789abcdef"
+WORKER_TAG = "pico.spec:abc"
+# Serf settings the agent role gives every node beyond the command line's (roles/agent/vars).
+ROLE_SERF_SETTINGS = {"reconnect_interval": "5s"}
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -109,6 +116,19 @@ class Node:
                                                               "backoff_reset": 30, "stop_timeout": 2})
     # [failover] settings, if a test sets any.
     failover_config: dict = field(default_factory=dict)
+    # Where Serf, the API and DNS listen; a node in a network namespace of its own (NetnsLab)
+    # has an address of its own there and runs its processes inside it.
+    address: str = "127.0.0.1"
+    netns: str | None = None
+    serf_profile: str | None = None
+
+    @property
+    def gossip_address(self) -> str:
+        return f"{self.address}:{self.serf_port}"
+
+    def _inside(self) -> list[str]:
+        """The command prefix that runs a process in this node's network namespace."""
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
 
     @property
     def services_dir(self) -> Path:
@@ -121,7 +141,7 @@ class Node:
     def write_config(self) -> None:
         self.services_dir.mkdir(parents=True, exist_ok=True)
         lines = [
-            f'node_name = "{self.name}"', 'bind_addresses = ["127.0.0.1"]',
+            f'node_name = "{self.name}"', f'bind_addresses = ["{self.address}"]',
             f"http_port = {self.http_port}", f"dns_port = {self.dns_port}",
             f'services_dir = "{self.services_dir}"', f'state_dir = "{self.root / "state"}"',
             f'token_file = "{self.root / "state" / "api-token"}"', 'log_level = "debug"',
@@ -135,11 +155,13 @@ class Node:
             lines += ["[failover]"] + [f"{k} = {json.dumps(v)}" for k, v in self.failover_config.items()]
         (self.root / "agent.toml").write_text("\n".join(lines) + "\n")
 
-    def start_serf(self, keyring: Path, join: list[int]) -> None:
-        command = ["serf", "agent", f"-node={self.name}", f"-bind=127.0.0.1:{self.serf_port}",
+    def start_serf(self, keyring: Path, join: list[str]) -> None:
+        """`join`: gossip addresses (host:port) of members to join."""
+        command = [*self._inside(), "serf", "agent", f"-node={self.name}", f"-bind={self.gossip_address}",
                    f"-rpc-addr=127.0.0.1:{self.rpc_port}", f"-config-file={self.root / 'serf-rpc.json'}",
                    f"-keyring-file={keyring}", "-log-level=warn"]
-        command += [f"-retry-join=127.0.0.1:{port}" for port in join] + ["-retry-interval=1s"] if join else []
+        command += [f"-profile={self.serf_profile}"] if self.serf_profile else []
+        command += [f"-retry-join={address}" for address in join] + ["-retry-interval=1s"] if join else []
         self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
 
     def start_agent(self, bundle: Path | None = None, open_files: int | None = None) -> None:
@@ -152,7 +174,7 @@ class Node:
             if open_files:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
-        self.agent = subprocess.Popen([sys.executable, *command, "--config", str(self.root / "agent.toml")],
+        self.agent = subprocess.Popen([*self._inside(), sys.executable, *command, "--config", str(self.root / "agent.toml")],
                                       env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT,
                                       preexec_fn=limit)
 
@@ -180,7 +202,7 @@ class Node:
         return self.agent.wait(timeout)
 
     def get(self, path: str, token: str | None = None, method: str = "GET", body: bytes | None = None):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", method=method, data=body)
+        request = urllib.request.Request(f"http://{self.address}:{self.http_port}{path}", method=method, data=body)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -200,7 +222,7 @@ class Node:
         query = DNSRecord.question(name, qtype)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(2)
-            sock.sendto(query.pack(), ("127.0.0.1", self.dns_port))
+            sock.sendto(query.pack(), (self.address, self.dns_port))
             try:
                 data, _ = sock.recvfrom(65535)
             except (TimeoutError, ConnectionRefusedError):
@@ -246,10 +268,10 @@ class AgentLab:
                                    docker_socket=docker_socket, interval=interval))
 
     def start(self, nodes: list[Node] | None = None, bundle: Path | None = None) -> None:
-        first = self.nodes[0].serf_port
+        first = self.nodes[0]
         for node in nodes or self.nodes:
             node.write_config()
-            node.start_serf(self.keyring, [] if node.serf_port == first else [first])
+            node.start_serf(self.keyring, [] if node is first else [first.gossip_address])
             node.start_agent(bundle)
 
     def stop(self) -> None:
@@ -337,3 +359,144 @@ class PortListener:
         if self.sock:
             self.sock.close()
             self.sock = None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def _in_netns(netns: str, *command: str) -> None:
+    subprocess.run(["ip", "netns", "exec", netns, *command], check=True, capture_output=True)
+
+
+class NetnsLab(AgentLab):
+    """Nodes in network namespaces of their own, on one bridge: like boards on a LAN, each with
+    its own address and the role's default ports, and a link that faults can be put on (iptables
+    in the node's namespace: a partition, packet loss). The bridge lives in a hub namespace of
+    the lab's (the host's bridge netfilter settings do not reach it); this machine reaches the
+    nodes over one veth pair, from `host_address`."""
+
+    PORTS = (7946, 7373, 8500, 8600)  # serf, Serf RPC, HTTP, DNS: the agent role's defaults
+
+    def __init__(self, root: Path, count: int, net: int, docker_socket: str = "/run/docker.sock",
+                 interval: float = 2.0, prefix: str = "n", serf_profile: str | None = None,
+                 serf_settings: dict | None = None):
+        if len(f"{prefix}{count}-h") > 15:
+            raise ValueError(f"prefix {prefix!r} too long for interface names")
+        self.root, self.prefix = root, prefix
+        root.mkdir(parents=True, exist_ok=True)
+        self.keyring = root / "keyring.json"
+        self.keyring.write_text(json.dumps([base64.b64encode(secrets.token_bytes(32)).decode()]))
+        self.subnet = f"10.251.{net}"
+        self.host_address = f"{self.subnet}.254"
+        self.hub = f"pico-{prefix}-hub"
+        self.nodes = []
+        for index in range(count):
+            name = f"{prefix}{index + 1}"
+            node_root = root / name
+            node_root.mkdir(parents=True)
+            settings = {"rpc_auth": secrets.token_urlsafe(16), **ROLE_SERF_SETTINGS, **(serf_settings or {})}
+            (node_root / "serf-rpc.json").write_text(json.dumps(settings))
+            self.nodes.append(Node(name, node_root, *self.PORTS, docker_socket=docker_socket, interval=interval,
+                                   address=f"{self.subnet}.{index + 1}", netns=f"pico-{name}",
+                                   serf_profile=serf_profile))
+        self._remove_network()  # what a killed earlier run may have left
+        self._build_network()
+
+    def _build_network(self) -> None:
+        _ip("netns", "add", self.hub)
+        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.hub, "link", "set", "br0", "up")
+        _ip("link", "add", f"{self.prefix}-up", "type", "veth", "peer", "name", "uplink", "netns", self.hub)
+        _ip("addr", "add", f"{self.host_address}/24", "dev", f"{self.prefix}-up")
+        _ip("link", "set", f"{self.prefix}-up", "up")
+        _ip("-n", self.hub, "link", "set", "uplink", "master", "br0", "up")
+        for node in self.nodes:
+            hub_end = f"{node.name}-h"
+            _ip("netns", "add", node.netns)
+            _ip("-n", node.netns, "link", "set", "lo", "up")
+            _ip("-n", self.hub, "link", "add", hub_end, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
+            _ip("-n", self.hub, "link", "set", hub_end, "master", "br0", "up")
+            _ip("-n", node.netns, "addr", "add", f"{node.address}/24", "dev", "eth0")
+            _ip("-n", node.netns, "link", "set", "eth0", "up")
+
+    def _remove_network(self) -> None:
+        for netns in [node.netns for node in self.nodes] + [self.hub]:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", f"{self.prefix}-up"], capture_output=True, check=False)
+
+    def stop(self) -> None:
+        super().stop()
+        self._remove_network()
+
+    # Faults drop packets where they arrive: a packet dropped on its way out fails the sender's
+    # send call, which memberlist takes for a local error and not for a silent peer.
+    def partition(self, *sides: list[Node]) -> None:
+        """Cut every link between nodes on different sides, both ways."""
+        for side in sides:
+            for node in side:
+                for peer in (peer for other in sides if other is not side for peer in other):
+                    _in_netns(node.netns, "iptables", "-A", "INPUT", "-s", peer.address, "-j", "DROP")
+
+    def lossy(self, node: Node, probability: float) -> None:
+        """Lose this share of the packets on the node's link, each way: a weak Wi-Fi link."""
+        drop = ["-m", "statistic", "--mode", "random", "--probability", str(probability), "-j", "DROP"]
+        _in_netns(node.netns, "iptables", "-A", "INPUT", "-i", "eth0", *drop)
+        for peer in self.nodes:
+            if peer is not node:
+                _in_netns(peer.netns, "iptables", "-A", "INPUT", "-s", node.address, *drop)
+
+    def heal(self) -> None:
+        for node in self.nodes:
+            _in_netns(node.netns, "iptables", "-F")
+
+
+def worker_spec(image: str, name: str = "worker") -> dict:
+    """A service with no port: its copies can share one address, as several nodes on loopback do."""
+    return {"name": name, "image": image, "command": ["python3", "-c", "import time; time.sleep(10**6)"],
+            "tags": [WORKER_TAG]}
+
+
+def failover_plan(nodes: list[Node], image: str, slots: dict[str, list[str]]) -> dict:
+    """The plan deploy.yml would write: for each service (a worker_spec), one slot per owner listed,
+    every node a candidate with room for it. Nodes on one dockerd name their containers alike
+    (pico-<service>-<index>), so each owner here owns a slot of a service of its own."""
+    arch = platform.machine()
+    owners = [owner for names in slots.values() for owner in names]
+    services = {service: {"digest": "abc", "slots": list(names), "failover": {
+        "candidates": [n.name for n in nodes], "requests": {"memory": 32 * MB, "cpu": 0.1},
+        "specs": {arch: dict(worker_spec(image, service), replicas=1)}}} for service, names in slots.items()}
+    return {
+        "generation": 1, "cluster": CLUSTER_ID, "version": "v1", "drained": [],
+        "nodes": {n.name: {"arch": arch, "memory": 1024 * MB, "cpus": 2.0,
+                           "memory_requested": 32 * MB * owners.count(n.name),
+                           "cpu_requested": 0.1 * owners.count(n.name)} for n in nodes},
+        "services": services,
+    }
+
+
+def use_plan(nodes: list[Node], plan: dict, hold_down: float, drain_time: float) -> None:
+    """Give every node the plan and the failover settings (before it starts)."""
+    for node in nodes:
+        node.extra_config = {"plan_file": str(node.root / "plan.json"), "cluster_id": plan["cluster"]}
+        node.failover_config = {"hold_down": hold_down, "drain_time": drain_time}
+        node.root.joinpath("plan.json").write_text(json.dumps(plan))
+
+
+def worker_copies(node: Node, service: str = "worker") -> list[tuple[str, str | None]]:
+    """(node, failover tag or None) of each healthy copy of the service this node's agent knows of."""
+    found = []
+    for instance in node.instances(service):
+        tag = next((t for t in instance["tags"] if t.startswith("pico.failover:")), None)
+        found.append((instance["node"], tag))
+    return sorted(found, key=repr)
+
+
+def worker_containers(node: Node, service: str = "worker") -> list[str]:
+    return docker("ps", "-q", "--filter", f"label=pico.node={node.name}", "--filter", f"label=pico.service={service}").split()
+
+
+def remove_containers(nodes: list[Node]) -> None:
+    for node in nodes:
+        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
+            docker("rm", "-f", cid)

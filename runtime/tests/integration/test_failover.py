@@ -6,36 +6,14 @@ replica, and nobody else does; the node comes back and the takeover is handed ba
 The worker has no port: every node here shares 127.0.0.1, where a takeover and the returning
 owner could not both listen on one port, as they can on real boards."""
 
-import json
 import os
-import platform
 import signal
 import time
 
 import pytest
-from agentlab import DOCKER_SOCKET, AgentLab, docker, load_demo_image, wait_for
+from agentlab import (DOCKER_SOCKET, WORKER_TAG, AgentLab, docker, failover_plan, load_demo_image, remove_containers,
+                      use_plan, wait_for, worker_containers, worker_spec)
 from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
-
-MB = 1024 * 1024
-CLUSTER = "0123456789abcdef"
-
-
-def worker(image):
-    return {"name": "worker", "image": image, "command": ["python3", "-c", "import time; time.sleep(10**6)"],
-            "tags": ["pico.spec:abc"]}
-
-
-def plan_for(nodes, image, owner):
-    arch = platform.machine()
-    return {
-        "generation": 1, "cluster": CLUSTER, "version": "v1", "drained": [],
-        "nodes": {n.name: {"arch": arch, "memory": 1024 * MB, "cpus": 2.0,
-                           "memory_requested": 32 * MB if n.name == owner else 0,
-                           "cpu_requested": 0.1 if n.name == owner else 0} for n in nodes},
-        "services": {"worker": {"digest": "abc", "slots": [owner], "failover": {
-            "candidates": [n.name for n in nodes], "requests": {"memory": 32 * MB, "cpu": 0.1},
-            "specs": {arch: dict(worker(image), replicas=1)}}}},
-    }
 
 
 def worker_instances(node):
@@ -43,8 +21,7 @@ def worker_instances(node):
     return sorted((i["node"], tuple(i["tags"])) for i in node.instances("worker"))
 
 
-def containers_of(node):
-    return docker("ps", "-q", "--filter", f"label=pico.node={node.name}", "--filter", "label=pico.service=worker").split()
+containers_of = worker_containers
 
 
 @pytest.fixture
@@ -52,20 +29,15 @@ def cluster(tmp_path):
     image = load_demo_image()
     lab = AgentLab(tmp_path, 3, docker_socket=DOCKER_SOCKET, interval=1, prefix="fo")
     owner = lab.nodes[0]
-    plan = plan_for(lab.nodes, image, owner.name)
-    for node in lab.nodes:
-        node.extra_config = {"plan_file": str(node.root / "plan.json"), "cluster_id": CLUSTER}
-        node.failover_config = {"hold_down": 3, "drain_time": 1}
-        node.root.joinpath("plan.json").write_text(json.dumps(plan))
+    plan = failover_plan(lab.nodes, image, {"worker": [owner.name]})
+    use_plan(lab.nodes, plan, hold_down=3, drain_time=1)
     lab.start()
-    owner.add_service(dict(worker(image), replicas=1))
-    wait_for(lambda: all(worker_instances(n) == [(owner.name, ("pico.spec:abc",))] for n in lab.nodes), 60,
+    owner.add_service(dict(worker_spec(image), replicas=1))
+    wait_for(lambda: all(worker_instances(n) == [(owner.name, (WORKER_TAG,))] for n in lab.nodes), 60,
              what="the owner's worker published everywhere")
     yield lab, plan
     lab.stop()
-    for node in lab.nodes:
-        for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
-            docker("rm", "-f", cid)
+    remove_containers(lab.nodes)
 
 
 def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(cluster):
@@ -79,7 +51,7 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     owner.kill()  # the board loses power: Serf and agent gone, and its container with them
     for cid in containers_of(owner):
         docker("rm", "-f", cid)
-    wait_for(lambda: all(worker_instances(n) == [(taker.name, ("pico.spec:abc", tag))] for n in others), 30,
+    wait_for(lambda: all(worker_instances(n) == [(taker.name, (WORKER_TAG, tag))] for n in others), 30,
              what="the takeover published on both survivors")
     assert len(containers_of(taker)) == 1 and containers_of(bystander) == []
     status, health = taker.get("/v1/health")
@@ -87,9 +59,9 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     assert "pico_failover_takeovers 1" in taker.get("/metrics")[1]
 
     # The owner returns; once its own worker is healthy for the hold-down, the takeover drains and stops.
-    owner.start_serf(lab.keyring, [taker.serf_port])
+    owner.start_serf(lab.keyring, [taker.gossip_address])
     owner.start_agent()
-    wait_for(lambda: worker_instances(bystander) == [(owner.name, ("pico.spec:abc",))], 60,
+    wait_for(lambda: worker_instances(bystander) == [(owner.name, (WORKER_TAG,))], 60,
              what="only the owner's worker left in discovery")
     wait_for(lambda: containers_of(taker) == [], 10, what="the takeover container gone")
     assert containers_of(bystander) == [] and len(containers_of(owner)) == 1
@@ -98,7 +70,7 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
 
 
 def no_takeover_anywhere(lab, owner):
-    return all(worker_instances(n) == [(owner.name, ("pico.spec:abc",))] for n in lab.nodes[1:]) \
+    return all(worker_instances(n) == [(owner.name, (WORKER_TAG,))] for n in lab.nodes[1:]) \
         and all(containers_of(n) == [] for n in lab.nodes[1:])
 
 
@@ -131,7 +103,7 @@ def test_a_node_that_stalls_or_loses_a_process_ends_with_one_copy_and_its_state_
             for proc in (owner.serf, owner.agent):
                 os.kill(proc.pid, signal.SIGCONT)
         else:
-            owner.start_serf(lab.keyring, [taker.serf_port])
+            owner.start_serf(lab.keyring, [taker.gossip_address])
     wait_for(lambda: no_takeover_anywhere(lab, owner), 60, what="one copy left, the owner's")
     assert containers_of(owner) == container  # the owner's own container was never touched
     health = wait_for(lambda: owner.get("/v1/health")[1] if owner.get("/v1/health")[0] == 200 else None, 20,

@@ -1,0 +1,124 @@
+"""The chaos suite on a LAN of network namespaces: real Serf agents and pico-agents, one pair per
+namespace, each with its own address and the role's ports and Serf settings, this machine's
+dockerd, and the plan every node holds (as deploy.yml writes it). Faults a loopback cluster
+cannot have: two boards lost at once, the mesh cut in two halves for 60 s and healed, and a
+lossy link.
+
+After each: every slot is back to one copy, the owner's; no service file or owner container
+was touched; every agent is healthy. Timings are bench/failover_chaos.py's job, not these tests'."""
+
+import hashlib
+import time
+
+import pytest
+from agentlab import (DOCKER_SOCKET, NetnsLab, failover_plan, load_demo_image, remove_containers, use_plan, wait_for,
+                      worker_containers, worker_copies, worker_spec)
+from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
+
+
+@pytest.fixture
+def chaos_lab(tmp_path, request):
+    """request.param: (node count, {service: index of the node that owns its one slot}).
+    Yields the lab, the plan and {service: owner node}."""
+    count, owned = request.param
+    image = load_demo_image()
+    lab = NetnsLab(tmp_path, count, net=40, docker_socket=DOCKER_SOCKET, interval=1, prefix="ch")
+    owners = {service: lab.nodes[index] for service, index in owned.items()}
+    plan = failover_plan(lab.nodes, image, {service: [owner.name] for service, owner in owners.items()})
+    use_plan(lab.nodes, plan, hold_down=3, drain_time=1)
+    try:
+        lab.start()
+        for service, owner in owners.items():
+            owner.add_service(dict(worker_spec(image, service), replicas=1))
+        wait_for(lambda: back_to_plan(lab, owners), 60, what="the owners' services published everywhere")
+        yield lab, plan, owners
+    finally:
+        lab.stop()
+        remove_containers(lab.nodes)
+
+
+def back_to_plan(lab, owners):
+    """One copy per slot, the owner's, in every agent's view and in the containers that run."""
+    return all(worker_copies(n, service) == [(owner.name, None)] for service, owner in owners.items() for n in lab.nodes) \
+        and all(sum(len(worker_containers(n, service)) for n in lab.nodes) == 1 for service in owners)
+
+
+def fingerprint(node):
+    """What must survive any fault: the node's service files and its containers."""
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(node.services_dir.iterdir())}
+    running = {service: worker_containers(node, service) for service in files}
+    return files, running
+
+
+def takeover_on(copies, side, owner):
+    """The one copy a node lists is a takeover of the owner's slot, run on this side of a cut."""
+    return len(copies) == 1 and copies[0][0] in {n.name for n in side} and copies[0][1] == f"{FAILOVER_TAG}{owner.name}:0"
+
+
+def all_healthy(lab):
+    return all(n.running() and n.get("/v1/health")[0] == 200 for n in lab.nodes)
+
+
+@pytest.mark.parametrize("chaos_lab", [(5, {"worker": 0, "helper": 1})], indirect=True)
+def test_two_boards_lost_at_once_both_slots_come_back_on_the_nodes_the_rule_picks(chaos_lab):
+    lab, plan, owners = chaos_lab
+    dead = list(owners.values())
+    survivors = [n for n in lab.nodes if n not in dead]
+    chosen, waiting = assign(parse_plan(plan), failed={n.name for n in dead}, alive={n.name for n in survivors})
+    assert waiting == []
+    expected = {service: [(chosen[Slot(service, 0, owner.name)], f"{FAILOVER_TAG}{owner.name}:0")]
+                for service, owner in owners.items()}
+
+    for node in dead:  # both lose power: processes gone, containers with them
+        node.kill()
+    remove_containers(dead)
+    wait_for(lambda: all(worker_copies(n, service) == copies for service, copies in expected.items() for n in survivors),
+             45, what="both slots taken over where the rule says")
+    for service in owners:  # nobody else started one
+        assert sum(len(worker_containers(n, service)) for n in survivors) == 1
+
+    lab.start(dead)  # power back: each owner's agent starts its service from its file again
+    wait_for(lambda: back_to_plan(lab, owners), 90, what="both slots handed back to their owners")
+    assert all_healthy(lab)
+
+
+@pytest.mark.parametrize("chaos_lab", [(4, {"worker": 0, "helper": 2})], indirect=True)
+def test_a_mesh_cut_in_two_halves_for_60_s_converges_to_the_plan_once_healed(chaos_lab):
+    """An even split: each half sees the other failed and takes over its slot, so while the cut
+    lasts each slot runs once on each side (a duplicate, never a gap). Once healed, the takeovers go."""
+    lab, plan, owners = chaos_lab
+    left, right = lab.nodes[:2], lab.nodes[2:]
+    before = {n.name: fingerprint(n) for n in owners.values()}
+    start = time.monotonic()
+    lab.partition(left, right)
+    for service, owner in owners.items():
+        other_side = right if owner in left else left
+        wait_for(lambda service=service, owner=owner, side=other_side: all(
+            takeover_on(worker_copies(n, service), side, owner) for n in side), 45,
+            what=f"{service}'s slot taken over on the side cut off from {owner.name}")
+    for service, owner in owners.items():  # and the owner's side still has the owner's copy only
+        own_side = left if owner in left else right
+        assert all(worker_copies(n, service) == [(owner.name, None)] for n in own_side)
+    time.sleep(max(0.0, 60 - (time.monotonic() - start)))
+    lab.heal()
+    wait_for(lambda: back_to_plan(lab, owners), 120, what="one copy per slot, the owner's, after the heal")
+    assert {n.name: fingerprint(n) for n in owners.values()} == before
+    assert all_healthy(lab)
+
+
+@pytest.mark.parametrize("chaos_lab", [(4, {"worker": 0})], indirect=True)
+def test_a_lossy_link_does_not_fail_its_node_over(chaos_lab):
+    """30 % of the packets lost each way on the owner's link for 60 s (a weak Wi-Fi link): Serf
+    (the role's lan profile, Lifeguard) must not declare it failed, so nothing moves."""
+    lab, plan, owners = chaos_lab
+    owner, others = owners["worker"], lab.nodes[1:]
+    before = fingerprint(owner)
+    lab.lossy(owner, 0.3)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert all(worker_containers(n) == [] for n in others), "a false failover: a peer started the owner's slot"
+        assert all(n.members().get(owner.name) != "failed" for n in others)
+        time.sleep(1)
+    lab.heal()
+    assert fingerprint(owner) == before
+    wait_for(lambda: back_to_plan(lab, owners), 30, what="the plan as it was")
