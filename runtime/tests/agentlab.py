@@ -496,6 +496,13 @@ def worker_containers(node: Node, service: str = "worker") -> list[str]:
     return docker("ps", "-q", "--filter", f"label=pico.node={node.name}", "--filter", f"label=pico.service={service}").split()
 
 
+def plan_restored(nodes: list[Node], owners: dict[str, Node]) -> bool:
+    """One copy per slot, the owner's, in every agent's view and in the containers that run.
+    `owners`: {service: the node that owns its one slot}."""
+    return all(worker_copies(n, service) == [(owner.name, None)] for service, owner in owners.items() for n in nodes) \
+        and all(sum(len(worker_containers(n, service)) for n in nodes) == 1 for service in owners)
+
+
 def remove_containers(nodes: list[Node]) -> None:
     for node in nodes:
         for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():

@@ -11,8 +11,8 @@ import hashlib
 import time
 
 import pytest
-from agentlab import (DOCKER_SOCKET, NetnsLab, failover_plan, load_demo_image, remove_containers, use_plan, wait_for,
-                      worker_containers, worker_copies, worker_spec)
+from agentlab import (DOCKER_SOCKET, NetnsLab, failover_plan, load_demo_image, plan_restored, remove_containers, use_plan,
+                      wait_for, worker_containers, worker_copies, worker_spec)
 from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
 
 
@@ -30,17 +30,11 @@ def chaos_lab(tmp_path, request):
         lab.start()
         for service, owner in owners.items():
             owner.add_service(dict(worker_spec(image, service), replicas=1))
-        wait_for(lambda: back_to_plan(lab, owners), 60, what="the owners' services published everywhere")
+        wait_for(lambda: plan_restored(lab.nodes, owners), 60, what="the owners' services published everywhere")
         yield lab, plan, owners
     finally:
         lab.stop()
         remove_containers(lab.nodes)
-
-
-def back_to_plan(lab, owners):
-    """One copy per slot, the owner's, in every agent's view and in the containers that run."""
-    return all(worker_copies(n, service) == [(owner.name, None)] for service, owner in owners.items() for n in lab.nodes) \
-        and all(sum(len(worker_containers(n, service)) for n in lab.nodes) == 1 for service in owners)
 
 
 def fingerprint(node):
@@ -78,7 +72,7 @@ def test_two_boards_lost_at_once_both_slots_come_back_on_the_nodes_the_rule_pick
         assert sum(len(worker_containers(n, service)) for n in survivors) == 1
 
     lab.start(dead)  # power back: each owner's agent starts its service from its file again
-    wait_for(lambda: back_to_plan(lab, owners), 90, what="both slots handed back to their owners")
+    wait_for(lambda: plan_restored(lab.nodes, owners), 90, what="both slots handed back to their owners")
     assert all_healthy(lab)
 
 
@@ -101,7 +95,7 @@ def test_a_mesh_cut_in_two_halves_for_60_s_converges_to_the_plan_once_healed(cha
         assert all(worker_copies(n, service) == [(owner.name, None)] for n in own_side)
     time.sleep(max(0.0, 60 - (time.monotonic() - start)))
     lab.heal()
-    wait_for(lambda: back_to_plan(lab, owners), 120, what="one copy per slot, the owner's, after the heal")
+    wait_for(lambda: plan_restored(lab.nodes, owners), 120, what="one copy per slot, the owner's, after the heal")
     assert {n.name: fingerprint(n) for n in owners.values()} == before
     assert all_healthy(lab)
 
@@ -121,4 +115,4 @@ def test_a_lossy_link_does_not_fail_its_node_over(chaos_lab):
         time.sleep(1)
     lab.heal()
     assert fingerprint(owner) == before
-    wait_for(lambda: back_to_plan(lab, owners), 30, what="the plan as it was")
+    wait_for(lambda: plan_restored(lab.nodes, owners), 30, what="the plan as it was")
