@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -61,3 +62,11 @@ def own_lab(name: str, mix: str, subnet: str, port_base: int, keep: bool = False
     finally:
         if not keep:
             lab.down()
+
+
+def percentiles(values: list[float]) -> dict:
+    """p50, p99 (nearest rank: the max below 100 values), max and count of a sample."""
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 2),
+            "p99": round(ordered[max(0, int(len(ordered) * 0.99 + 0.5) - 1)], 2),
+            "max": round(ordered[-1], 2), "rounds": len(ordered)}

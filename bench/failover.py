@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -83,13 +82,6 @@ def wait(predicate, timeout: float, what: str):
     sys.exit(f"bench: {what} not reached within {timeout} s")
 
 
-def percentiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 2),
-            "p99": round(ordered[max(0, int(len(ordered) * 0.99 + 0.5) - 1)], 2),
-            "max": round(ordered[-1], 2), "rounds": len(ordered)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -131,8 +123,8 @@ def main() -> None:
         report = {
             "lab": {"mix": args.mix, "victim": names[victim], "client": names[client],
                     "service": "web (demo), 2 replicas, spread", "serf_profile": "lan"},
-            "kill_to_first_request_served_by_the_replacement_s": percentiles(failover_s),
-            "restart_to_takeover_handed_back_s": percentiles(handback_s),
+            "kill_to_first_request_served_by_the_replacement_s": benchlib.percentiles(failover_s),
+            "restart_to_takeover_handed_back_s": benchlib.percentiles(handback_s),
             "target": {"p50_s": 10, "p99_s": 15},
             "rounds": rounds,
         }
