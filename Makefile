@@ -56,8 +56,11 @@ syntax:
 	  ansible-playbook --syntax-check -i inventories/example/hosts.yml "$$playbook"; \
 	done
 
+# The lab's tests and the agent's own run side by side (tests/run-together.sh says why).
 integration:
-	pytest -q --durations=15 tests/integration runtime/tests/integration
+	@bash tests/run-together.sh \
+	  "pytest -q --durations=15 --basetemp=$${TMPDIR:-/tmp}/pico-it-lab tests/integration" \
+	  "pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-agent runtime/tests/integration"
 
 molecule:
 	molecule test -s default
