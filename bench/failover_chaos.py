@@ -159,7 +159,8 @@ def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
                     time.sleep(0.5)
                 healed = time.monotonic()
                 lab.heal()
-                wait_for(lambda: plan_restored(lab.nodes, owners), 180, interval=0.2, what="one copy per slot after the heal")
+                wait_for(lambda: plan_restored(lab.nodes, owners), 180, interval=0.2,
+                         what="one copy per slot after the heal")
                 resolve.append(time.monotonic() - healed)
                 most.append(peak)
                 time.sleep(2)

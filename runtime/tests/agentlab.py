@@ -1,6 +1,7 @@
-"""Start real `serf agent` and `pico-agent` processes on loopback, each node on its own ports.
+"""Start real `serf agent` and `pico-agent` processes on loopback, each node on its own ports
+(AgentLab), or each node in a network namespace of its own with its own address (NetnsLab).
 
-Shared by the integration tests and bench/agent.py.
+Shared by the integration tests and the agent and failover benches.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ class Node:
             if open_files:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
-        self.agent = subprocess.Popen([*self._inside(), sys.executable, *command, "--config", str(self.root / "agent.toml")],
+        self.agent = subprocess.Popen([*self._inside(), sys.executable, *command,
+                                       "--config", str(self.root / "agent.toml")],
                                       env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT,
                                       preexec_fn=limit)
 
@@ -493,7 +495,8 @@ def worker_copies(node: Node, service: str = "worker") -> list[tuple[str, str | 
 
 
 def worker_containers(node: Node, service: str = "worker") -> list[str]:
-    return docker("ps", "-q", "--filter", f"label=pico.node={node.name}", "--filter", f"label=pico.service={service}").split()
+    return docker("ps", "-q", "--filter", f"label=pico.node={node.name}",
+                  "--filter", f"label=pico.service={service}").split()
 
 
 def plan_restored(nodes: list[Node], owners: dict[str, Node]) -> bool:

@@ -11,8 +11,8 @@ import hashlib
 import time
 
 import pytest
-from agentlab import (DOCKER_SOCKET, NetnsLab, failover_plan, load_demo_image, plan_restored, remove_containers, use_plan,
-                      wait_for, worker_containers, worker_copies, worker_spec)
+from agentlab import (DOCKER_SOCKET, NetnsLab, failover_plan, load_demo_image, plan_restored, remove_containers,
+                      use_plan, wait_for, worker_containers, worker_copies, worker_spec)
 from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
 
 
@@ -46,7 +46,8 @@ def fingerprint(node):
 
 def takeover_on(copies, side, owner):
     """The one copy a node lists is a takeover of the owner's slot, run on this side of a cut."""
-    return len(copies) == 1 and copies[0][0] in {n.name for n in side} and copies[0][1] == f"{FAILOVER_TAG}{owner.name}:0"
+    return len(copies) == 1 and copies[0][0] in {n.name for n in side} \
+        and copies[0][1] == f"{FAILOVER_TAG}{owner.name}:0"
 
 
 def all_healthy(lab):
@@ -66,8 +67,8 @@ def test_two_boards_lost_at_once_both_slots_come_back_on_the_nodes_the_rule_pick
     for node in dead:  # both lose power: processes gone, containers with them
         node.kill()
     remove_containers(dead)
-    wait_for(lambda: all(worker_copies(n, service) == copies for service, copies in expected.items() for n in survivors),
-             45, what="both slots taken over where the rule says")
+    wait_for(lambda: all(worker_copies(n, service) == copies for service, copies in expected.items()
+                         for n in survivors), 45, what="both slots taken over where the rule says")
     for service in owners:  # nobody else started one
         assert sum(len(worker_containers(n, service)) for n in survivors) == 1
 
