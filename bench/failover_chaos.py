@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,9 +61,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def new_lab(root: Path, count: int, owned: dict[str, int], net: int, prefix: str, hold_down: float = HOLD_DOWN,
-            drain: float = DRAIN, **lab_options) -> tuple[NetnsLab, dict]:
-    """A NetnsLab running the plan: {service: index of the node owning its one slot}."""
+@contextmanager
+def running_lab(name: str, count: int, owned: dict[str, int], net: int, prefix: str, hold_down: float = HOLD_DOWN,
+                drain: float = DRAIN, **lab_options):
+    """A NetnsLab running the plan, {service: index of the node owning its one slot}, as
+    (lab, {service: owner node}); stopped and removed on the way out."""
+    root = Path(tempfile.mkdtemp(prefix=f"pico-bench-{name}-"))
     image = load_demo_image()
     lab = NetnsLab(root, count, net=net, docker_socket=DOCKER_SOCKET, interval=1, prefix=prefix, **lab_options)
     owners = {service: lab.nodes[index] for service, index in owned.items()}
@@ -73,11 +77,11 @@ def new_lab(root: Path, count: int, owned: dict[str, int], net: int, prefix: str
             owner.add_service(dict(worker_spec(image, service), replicas=1))
         wait_for(lambda: lab.all_see(count), 60 + 3 * count, interval=1, what="every member alive everywhere")
         wait_for(lambda: plan_restored(lab.nodes, owners), 120, interval=0.5, what="the plan running")
-    except BaseException:
+        yield lab, owners
+    finally:
         lab.stop()
         remove_containers(lab.nodes)
-        raise
-    return lab, owners
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def taken_over(nodes, service: str = "worker") -> bool:
@@ -105,12 +109,10 @@ def scale(sizes: list[int], rounds: int) -> dict:
 
 
 def scale_one(size: int, rounds: int) -> dict:
-    root = Path(tempfile.mkdtemp(prefix=f"pico-bench-scale{size}-"))
     # A short hand-back: it is not what this measures, and it makes the rounds quicker.
-    lab, owners = new_lab(root, size, {SCALED: 0}, net=60, prefix="bs", hold_down=3, drain=1)
-    owner, survivors = lab.nodes[0], lab.nodes[1:]
-    agree, replaced, agent_cpu, serf_cpu = [], [], [], []
-    try:
+    with running_lab(f"scale{size}", size, {SCALED: 0}, net=60, prefix="bs", hold_down=3, drain=1) as (lab, owners):
+        owner, survivors = lab.nodes[0], lab.nodes[1:]
+        agree, replaced, agent_cpu, serf_cpu = [], [], [], []
         for _ in range(rounds):
             before = {n.name: (cpu_seconds(n.agent.pid), cpu_seconds(n.serf.pid)) for n in survivors}
             start = power_cut(lab, owner)
@@ -133,10 +135,6 @@ def scale_one(size: int, rounds: int) -> dict:
                                             for n in survivors) * 100)
             lab.start([owner])
             wait_for(lambda: plan_restored(lab.nodes, owners), 120, interval=0.5, what="the slot handed back")
-    finally:
-        lab.stop()
-        remove_containers(lab.nodes)
-        shutil.rmtree(root, ignore_errors=True)
     return {"agree_s": benchlib.percentiles(agree), "replaced_s": benchlib.percentiles(replaced),
             "agent_cpu_percent_mean_per_node": benchlib.percentiles(agent_cpu),
             "serf_cpu_percent_mean_per_node": benchlib.percentiles(serf_cpu)}
@@ -145,12 +143,10 @@ def scale_one(size: int, rounds: int) -> dict:
 def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
     results = {}
     for reconnect in reconnects:
-        root = Path(tempfile.mkdtemp(prefix="pico-bench-partition-"))
-        lab, owners = new_lab(root, 4, {"worker": 0, "helper": 2}, net=61, prefix="bp",
-                              serf_settings={"reconnect_interval": reconnect})
-        left, right = lab.nodes[:2], lab.nodes[2:]
-        most, resolve = [], []
-        try:
+        with running_lab("partition", 4, {"worker": 0, "helper": 2}, net=61, prefix="bp",
+                         serf_settings={"reconnect_interval": reconnect}) as (lab, owners):
+            left, right = lab.nodes[:2], lab.nodes[2:]
+            most, resolve = [], []
             for _ in range(rounds):
                 lab.partition(left, right)
                 start, peak = time.monotonic(), 0
@@ -164,10 +160,6 @@ def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
                 resolve.append(time.monotonic() - healed)
                 most.append(peak)
                 time.sleep(2)
-        finally:
-            lab.stop()
-            remove_containers(lab.nodes)
-            shutil.rmtree(root, ignore_errors=True)
         results[f"reconnect_interval {reconnect}"] = {
             "copies_running_at_most_during_the_cut": {"planned": 2, "all": most},
             "heal_to_one_copy_per_slot_s": benchlib.percentiles(resolve)}
@@ -178,11 +170,9 @@ def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
 def loss(minutes: float, profiles: list[str], rounds: int, probability: float = 0.3) -> dict:
     results = {}
     for profile in profiles:
-        root = Path(tempfile.mkdtemp(prefix=f"pico-bench-loss-{profile}-"))
-        lab, owners = new_lab(root, 4, {LOSSY: 0}, net=62, prefix="bl", serf_profile=profile)
-        owner, others = lab.nodes[0], lab.nodes[1:]
-        failed_seen, takeovers, replaced = 0, 0, []
-        try:
+        with running_lab(f"loss-{profile}", 4, {LOSSY: 0}, net=62, prefix="bl", serf_profile=profile) as (lab, owners):
+            owner, others = lab.nodes[0], lab.nodes[1:]
+            failed_seen, takeovers, replaced = 0, 0, []
             lab.lossy(owner, probability)
             end, was_failed, running = time.monotonic() + minutes * 60, False, set()
             while time.monotonic() < end:
@@ -203,10 +193,6 @@ def loss(minutes: float, profiles: list[str], rounds: int, probability: float = 
                 replaced.append(time.monotonic() - start)
                 lab.start([owner])
                 wait_for(lambda: plan_restored(lab.nodes, owners), 120, interval=0.5, what="the slot handed back")
-        finally:
-            lab.stop()
-            remove_containers(lab.nodes)
-            shutil.rmtree(root, ignore_errors=True)
         results[profile] = {"times_a_peer_saw_the_lossy_node_failed": failed_seen,
                             "false_failovers_started": takeovers,
                             "power_cut_to_replaced_without_loss_s": benchlib.percentiles(replaced)}
