@@ -40,7 +40,8 @@ def chaos_lab(tmp_path, request):
 def fingerprint(node):
     """What must survive any fault: the node's service files and its containers."""
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(node.services_dir.iterdir())}
-    running = {service: worker_containers(node, service) for service in files}
+    running = {p.stem: worker_containers(node, p.stem) for p in node.services_dir.glob("*.json")}
+    assert all(running.values()), f"{node.name} runs no container for one of its services: {running}"
     return files, running
 
 
