@@ -21,7 +21,6 @@ def worker_instances(node):
     return sorted((i["node"], tuple(i["tags"])) for i in node.instances("worker"))
 
 
-containers_of = worker_containers
 
 
 @pytest.fixture
@@ -49,11 +48,11 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     tag = f"{FAILOVER_TAG}{owner.name}:0"
 
     owner.kill()  # the board loses power: Serf and agent gone, and its container with them
-    for cid in containers_of(owner):
+    for cid in worker_containers(owner):
         docker("rm", "-f", cid)
     wait_for(lambda: all(worker_instances(n) == [(taker.name, (WORKER_TAG, tag))] for n in others), 30,
              what="the takeover published on both survivors")
-    assert len(containers_of(taker)) == 1 and containers_of(bystander) == []
+    assert len(worker_containers(taker)) == 1 and worker_containers(bystander) == []
     status, health = taker.get("/v1/health")
     assert health["failover"]["takeovers"] == [{"service": "worker", "slot": 0, "owner": owner.name, "draining": False}]
     assert "pico_failover_takeovers 1" in taker.get("/metrics")[1]
@@ -63,15 +62,15 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     owner.start_agent()
     wait_for(lambda: worker_instances(bystander) == [(owner.name, (WORKER_TAG,))], 60,
              what="only the owner's worker left in discovery")
-    wait_for(lambda: containers_of(taker) == [], 10, what="the takeover container gone")
-    assert containers_of(bystander) == [] and len(containers_of(owner)) == 1
+    wait_for(lambda: worker_containers(taker) == [], 10, what="the takeover container gone")
+    assert worker_containers(bystander) == [] and len(worker_containers(owner)) == 1
     log = (taker.root / "agent.log").read_text()
     assert '"event":"failover_changed"' in log
 
 
 def no_takeover_anywhere(lab, owner):
     return all(worker_instances(n) == [(owner.name, (WORKER_TAG,))] for n in lab.nodes[1:]) \
-        and all(containers_of(n) == [] for n in lab.nodes[1:])
+        and all(worker_containers(n) == [] for n in lab.nodes[1:])
 
 
 @pytest.mark.parametrize("fault", ["freeze", "serf-only", "agent-only"])
@@ -82,7 +81,7 @@ def test_a_node_that_stalls_or_loses_a_process_ends_with_one_copy_and_its_state_
     finds its container and restart count as they were."""
     lab, _ = cluster
     owner, taker = lab.nodes[0], lab.nodes[1]
-    container = containers_of(owner)
+    container = worker_containers(owner)
     if fault == "freeze":
         for proc in (owner.serf, owner.agent):
             os.kill(proc.pid, signal.SIGSTOP)
@@ -105,7 +104,7 @@ def test_a_node_that_stalls_or_loses_a_process_ends_with_one_copy_and_its_state_
         else:
             owner.start_serf(lab.keyring, [taker.gossip_address])
     wait_for(lambda: no_takeover_anywhere(lab, owner), 60, what="one copy left, the owner's")
-    assert containers_of(owner) == container  # the owner's own container was never touched
+    assert worker_containers(owner) == container  # the owner's own container was never touched
     health = wait_for(lambda: owner.get("/v1/health")[1] if owner.get("/v1/health")[0] == 200 else None, 20,
                       what="the owner's agent healthy")
     assert health["failover"]["takeovers"] == [] and health["instances"][0]["container"] == container[0][:12]
