@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/failover_chaos.py scale [--sizes 5,20,50] [--rounds 20]
     .venv/bin/python bench/failover_chaos.py partition [--rounds 20] [--cut 30] [--reconnect 5s,30s]
-    .venv/bin/python bench/failover_chaos.py loss [--minutes 5] [--profiles lan,local] [--rounds 10]
+    .venv/bin/python bench/failover_chaos.py loss [--minutes 5] [--profiles lan,local] [--rounds 10] [--delay 0.1]
 
 Real `serf agent` and pico-agent processes, each pair in a network namespace of its own on one
 bridge (runtime/tests/agentlab.py NetnsLab: the role's ports and Serf settings), this machine's
@@ -18,7 +18,8 @@ case, so the cases can run at once on one dockerd.
   --cut seconds (each half takes the other's slot: duplicates), then healed: the time until
   every agent lists one copy per slot, the owner's, with no takeover container left. Per Serf
   reconnect_interval (Serf's default 30s, the role's 5s).
-- loss: 4 nodes, slot owned by n1; 30 % of the packets on n1's link lost each way for
+- loss: 4 nodes, slot owned by n1; 30 % of the packets on n1's link lost each way, and --delay
+  seconds added to all it sends (runtime/tests/netdelay.py: this kernel has no netem), for
   --minutes per Serf profile: how often a peer saw n1 failed and how many takeovers started
   (false failovers); and, per profile, --rounds power cuts of n1 without loss: time to replaced.
 """
@@ -167,13 +168,15 @@ def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
                     f"drain {DRAIN} s; the role sets {ROLE_SERF_SETTINGS}", "rounds": rounds, "cases": results}
 
 
-def loss(minutes: float, profiles: list[str], rounds: int, probability: float = 0.3) -> dict:
+def loss(minutes: float, profiles: list[str], rounds: int, delay: float, probability: float = 0.3) -> dict:
     results = {}
     for profile in profiles:
         with running_lab(f"loss-{profile}", 4, {LOSSY: 0}, net=62, prefix="bl", serf_profile=profile) as (lab, owners):
             owner, others = lab.nodes[0], lab.nodes[1:]
             failed_seen, takeovers, replaced = 0, 0, []
             lab.lossy(owner, probability)
+            if delay:
+                lab.delayed(owner, delay)
             end, was_failed, running = time.monotonic() + minutes * 60, False, set()
             while time.monotonic() < end:
                 failed_now = any(n.members().get(owner.name) == "failed" for n in others)
@@ -196,7 +199,8 @@ def loss(minutes: float, profiles: list[str], rounds: int, probability: float = 
         results[profile] = {"times_a_peer_saw_the_lossy_node_failed": failed_seen,
                             "false_failovers_started": takeovers,
                             "power_cut_to_replaced_without_loss_s": benchlib.percentiles(replaced)}
-    return {"what": f"{probability:.0%} packet loss each way on the slot owner's link for {minutes:g} min per Serf "
+    return {"what": f"{probability:.0%} packet loss each way and {delay * 1000:g} ms delay out on the slot owner's link "
+                    f"for {minutes:g} min per Serf "
                     "profile (target: 0 false failovers), and the same profile's failover time after a power cut",
             "profiles": results}
 
@@ -215,13 +219,14 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=5)
     p.add_argument("--profiles", default="lan,local")
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--delay", type=float, default=0.1, help="seconds added to what the lossy node sends")
     args = parser.parse_args()
     if args.case == "scale":
         report = scale([int(s) for s in args.sizes.split(",")], args.rounds)
     elif args.case == "partition":
         report = partition(args.rounds, args.cut, args.reconnect.split(","))
     else:
-        report = loss(args.minutes, args.profiles.split(","), args.rounds)
+        report = loss(args.minutes, args.profiles.split(","), args.rounds, args.delay)
     print(json.dumps({args.case: report}, indent=2))
 
 

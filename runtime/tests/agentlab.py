@@ -27,6 +27,7 @@ from pathlib import Path
 from dnslib import QTYPE, DNSRecord
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+NETDELAY = Path(__file__).resolve().parent / "netdelay.py"
 # The demo service's native image, built by `make images`, and this machine's dockerd.
 DEMO_ARCHIVE = Path("/var/cache/pico-lab/workloads/pico-demo_1.0.0_amd64.tar")
 DEMO_IMAGE = "pico/demo:1.0.0"
@@ -392,6 +393,7 @@ class NetnsLab(AgentLab):
         self.subnet = f"10.251.{net}"
         self.host_address = f"{self.subnet}.254"
         self.hub = f"pico-{prefix}-hub"
+        self._delayers: list[subprocess.Popen] = []
         self.nodes = []
         for index in range(count):
             name = f"{prefix}{index + 1}"
@@ -428,6 +430,7 @@ class NetnsLab(AgentLab):
         subprocess.run(["ip", "link", "del", f"{self.prefix}-up"], capture_output=True, check=False)
 
     def stop(self) -> None:
+        self._stop_delayers()
         super().stop()
         self._remove_network()
 
@@ -448,9 +451,34 @@ class NetnsLab(AgentLab):
             if peer is not node:
                 _in_netns(peer.netns, "iptables", "-A", "INPUT", "-s", node.address, *drop)
 
+    def delayed(self, node: Node, seconds: float) -> None:
+        """Hold every packet the node sends for this long, as netem's delay on a board's link does
+        (this kernel has no netem): netdelay.py behind an NFQUEUE rule in the node's namespace.
+        With no delayer bound, the kernel drops the queue's packets: a broken fault shows."""
+        queue = str(len(self._delayers) + 1)
+        delayer = subprocess.Popen(["ip", "netns", "exec", node.netns, sys.executable, str(NETDELAY), queue,
+                                    str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if delayer.stdout.readline().strip() != "ready":
+            raise AssertionError(f"netdelay did not start: {delayer.communicate(timeout=5)[1].strip()}")
+        self._delayers.append(delayer)
+        _in_netns(node.netns, "iptables", "-A", "OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", queue)
+
     def heal(self) -> None:
         for node in self.nodes:
             _in_netns(node.netns, "iptables", "-F")
+        held = self._stop_delayers()
+        if any(count == 0 for count in held):
+            raise AssertionError(f"a delayed link held no packet (netdelay counts: {held}): the delay was never applied")
+
+    def _stop_delayers(self) -> list[int]:
+        """Each delayer's count of the packets it held."""
+        counts = []
+        for delayer in self._delayers:
+            delayer.terminate()
+            report = delayer.communicate(timeout=10)[1]
+            counts.append(int(report.split()[1]) if report.startswith("held ") else 0)
+        self._delayers = []
+        return counts
 
 
 def worker_spec(image: str, name: str = "worker") -> dict:
