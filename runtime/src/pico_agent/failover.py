@@ -169,6 +169,10 @@ def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, st
 class Takeover:
     slot: Slot
     spec: ServiceSpec
+    # The replica number on this node: past every slot of the service, so the node's own replicas
+    # (0 .. slots - 1 at most) never take it, even when deploy.yml folds this slot into them.
+    # Replica i listens on port + i: the takeover keeps one container and one port throughout.
+    index: int
     covered_since: float | None = None
     draining_since: float | None = None
 
@@ -199,7 +203,7 @@ class Failover:
         for slot, node in chosen.items():
             if node == self.node and slot not in self.held:
                 try:
-                    self.held[slot] = Takeover(slot, self._spec(slot))
+                    self.held[slot] = Takeover(slot, *self._spec(slot))
                 except SpecError as err:  # its tags full, say: it waits, and says why
                     self.waiting.append(slot)
                     log("error", "failover_spec_refused", service=slot.service, slot=slot.index, error=str(err)[:200])
@@ -221,13 +225,18 @@ class Failover:
                 takeover.covered_since = None
         return changed
 
-    def _spec(self, slot: Slot) -> ServiceSpec:
+    def _spec(self, slot: Slot) -> tuple[ServiceSpec, int]:
+        """The takeover's service spec and its replica number on this node."""
         assert self.plan is not None
         service = self.plan.services[slot.service]
         raw = dict(service.specs[self.plan.nodes[self.node].arch])
         raw["tags"] = [*raw.get("tags", []), slot.tag]
         raw["replicas"] = 1
-        return parse_spec(raw, expected_name=slot.service)
+        spec, index = parse_spec(raw, expected_name=slot.service), len(service.slots) + slot.index
+        if spec.port is not None and spec.port + index > 65535:
+            raise SpecError(f"port {spec.port} + replica {index} runs past 65535 (a takeover listens past the "
+                            "service's planned replicas): give the service a lower port")
+        return spec, index
 
     def _covered(self, slot: Slot, assignee: str | None, statuses: dict[str, str],
                  instances: list[Instance]) -> bool:
@@ -249,9 +258,9 @@ class Failover:
             return any(i.node == assignee and slot.tag in i.tags for i in instances)
         return False
 
-    def takeovers(self) -> list[tuple[ServiceSpec, bool]]:
-        """(spec, drained) of every takeover this node runs, in a fixed order."""
-        return [(t.spec, t.draining_since is not None) for _, t in sorted(self.held.items())]
+    def takeovers(self) -> list[tuple[ServiceSpec, bool, int]]:
+        """(spec, drained, replica number) of every takeover this node runs, in a fixed order."""
+        return [(t.spec, t.draining_since is not None, t.index) for _, t in sorted(self.held.items())]
 
     def status(self) -> dict[str, Any]:
         return {

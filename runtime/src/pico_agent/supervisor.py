@@ -176,14 +176,13 @@ class Supervisor:
                     wanted[key] = Replica(spec, index, health=HealthTracker(spec.health, now) if spec.external else None)
                     if spec.external:
                         wanted[key].running = True
-        # Takeovers come after the service file's own replicas (replica i listens on port + i).
-        extra: dict[str, int] = {}
-        for spec, drained in self.takeovers():
+        # Takeovers have replica numbers past the service's planned ones (replica i listens on
+        # port + i), so the node's own replicas can grow without touching them.
+        for spec, drained, index in self.takeovers():
             if spec.name in self.desired.errors:
                 continue  # this node's own file for it is invalid: its replicas are left as they are
-            base = self.desired.services.get(spec.name)
-            index = (base.replicas if base else 0) + extra.get(spec.name, 0)
-            extra[spec.name] = extra.get(spec.name, 0) + 1
+            while f"{spec.name}-{index}" in wanted:
+                index += 1  # a service file with more replicas than the plan has slots
             key = f"{spec.name}-{index}"
             old = self.replicas.get(key)
             if old is None or old.spec.digest != spec.digest:

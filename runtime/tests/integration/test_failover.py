@@ -6,13 +6,14 @@ replica, and nobody else does; the node comes back and the takeover is handed ba
 The worker has no port: every node here shares 127.0.0.1, where a takeover and the returning
 owner could not both listen on one port, as they can on real boards."""
 
+import json
 import os
 import signal
 import time
 
 import pytest
 from agentlab import (DOCKER_SOCKET, WORKER_TAG, AgentLab, docker, failover_plan, load_demo_image, remove_containers,
-                      use_plan, wait_for, worker_containers, worker_spec)
+                      use_plan, wait_for, worker_containers, worker_copies, worker_spec)
 from pico_agent.failover import FAILOVER_TAG, Slot, assign, parse_plan
 
 
@@ -66,6 +67,43 @@ def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(c
     assert worker_containers(bystander) == [] and len(worker_containers(owner)) == 1
     log = (taker.root / "agent.log").read_text()
     assert '"event":"failover_changed"' in log
+
+
+def test_a_takeover_runs_untouched_while_deploy_folds_its_slot_in_then_retires(cluster):
+    """What deploy.yml does while the owner is still down: the taker gets the service in its own
+    file (the rollout), then every node a plan that moved the slot there. The takeover's container
+    runs on, untouched beside the new replica, until that replica has served for the hold-down;
+    the slot always has a healthy copy in discovery."""
+    lab, plan = cluster
+    owner, others = lab.nodes[0], lab.nodes[1:]
+    chosen, _ = assign(parse_plan(plan), failed={owner.name}, alive={n.name for n in others})
+    taker = next(n for n in others if n.name == chosen[Slot("worker", 0, owner.name)])
+    bystander = next(n for n in others if n is not taker)
+    tag = f"{FAILOVER_TAG}{owner.name}:0"
+    owner.kill()
+    remove_containers([owner])
+    wait_for(lambda: worker_copies(bystander) == [(taker.name, tag)], 30, what="the takeover published")
+    takeover = worker_containers(taker)
+
+    image = load_demo_image()
+    taker.add_service(dict(worker_spec(image), replicas=1))
+    wait_for(lambda: set(worker_copies(bystander)) == {(taker.name, None), (taker.name, tag)}, 30,
+             what="the planned replica published beside the takeover")
+    assert set(takeover) < set(worker_containers(taker)), "the takeover was restarted when the node's own replica came"
+
+    moved = dict(failover_plan(lab.nodes, image, {"worker": [taker.name]}), generation=2)
+    for node in others:
+        node.root.joinpath("plan.json").write_text(json.dumps(moved))
+    deadline, seen = time.monotonic() + 30, []
+    while worker_copies(bystander) != [(taker.name, None)] and time.monotonic() < deadline:
+        seen.append(worker_copies(bystander))
+        assert seen[-1], "no healthy copy of the slot in discovery while the takeover retired"
+        if len(worker_containers(taker)) == 2:
+            assert set(takeover) < set(worker_containers(taker))
+        time.sleep(0.3)
+    assert worker_copies(bystander) == [(taker.name, None)], seen[-5:]
+    wait_for(lambda: len(worker_containers(taker)) == 1 and takeover[0] not in worker_containers(taker), 10,
+             what="the takeover container gone, the planned one left")
 
 
 def no_takeover_anywhere(lab, owner):

@@ -100,8 +100,9 @@ def taking_over_web_from_a(hold_down, drain_time):
 def test_the_takeover_runs_until_the_owner_is_back_healthy_for_the_hold_down_then_drains():
     _, failover = taking_over_web_from_a(hold_down=10, drain_time=3)
     down = A_FAILED
-    (spec, drained), = failover.takeovers()
+    (spec, drained, index), = failover.takeovers()
     assert spec.name == "web" and f"{FAILOVER_TAG}a:0" in spec.tags and not drained
+    assert index == 2  # past web's two slots: the node's own replicas never take its number
     # The owner is alive again but its instance is not healthy yet: keep running.
     back = dict(down, a="alive")
     assert not failover.update(catalog_with(back), now=5)
@@ -196,3 +197,13 @@ def test_the_plan_file_is_refused_when_corrupt_foreign_or_older_and_the_last_goo
     assert PlanSource(path, kept, "c1", "b").plan.generation == 3
     path.write_text(json.dumps(plan_data(generation=4)))
     assert source.poll() and source.problem is None and source.plan.generation == 4
+
+
+def test_a_takeover_whose_port_would_run_past_65535_waits_and_says_why():
+    data = plan_data()
+    data["services"]["web"]["failover"]["specs"]["armv6l"]["port"] = 65534
+    plan = parse_plan(data)
+    slot = Slot("web", 0, "a")
+    failover = Failover(taker_of(plan, slot, {"a"}, {"b", "c", "d"}), plan)
+    failover.update(catalog_with(A_FAILED), now=0)
+    assert slot not in failover.held and slot in failover.waiting
