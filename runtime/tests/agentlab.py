@@ -368,6 +368,21 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+NEIGHBOUR_LIMITS = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+def _make_room_for_neighbours(entries: int) -> None:
+    """Raise the host's ARP table limits to hold `entries` (never lower them). Every namespace
+    keeps an entry per peer, and the limits are shared by all namespaces: at 50 nodes the default
+    gc_thresh3 of 1024 overflows ("neighbor table overflow"), ARP fails, and joins time out."""
+    if 2 * entries <= int((NEIGHBOUR_LIMITS / "gc_thresh3").read_text()):
+        return  # room enough (up to about 20 nodes with the defaults): the host is left as it is
+    for name, wanted in (("gc_thresh2", 2 * entries), ("gc_thresh3", 4 * entries)):
+        path = NEIGHBOUR_LIMITS / name
+        if int(path.read_text()) < wanted:
+            path.write_text(str(wanted))
+
+
 def _in_netns(netns: str, *command: str) -> None:
     subprocess.run(["ip", "netns", "exec", netns, *command], check=True, capture_output=True)
 
@@ -408,6 +423,7 @@ class NetnsLab(AgentLab):
         self._build_network()
 
     def _build_network(self) -> None:
+        _make_room_for_neighbours((len(self.nodes) + 1) ** 2)
         _ip("netns", "add", self.hub)
         _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.hub, "link", "set", "br0", "up")
