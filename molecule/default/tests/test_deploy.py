@@ -199,6 +199,55 @@ def write_lock(text):
     subprocess.run(["docker", "exec", "-i", BOARDS[1], "sh", "-c", f"cat > {LOCK}"], input=text, text=True, check=True)
 
 
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout} s; discovery: {versions_in_discovery()}")
+
+
+def copies_by_node():
+    """{node: [failover tag or None, ...]} of web's healthy instances, as the client's agent lists them."""
+    found = {}
+    for node, _, tags in versions_in_discovery():
+        found.setdefault(node, []).append(next((t for t in tags if t.startswith("pico.failover:")), None))
+    return {node: sorted(tags, key=repr) for node, tags in found.items()}
+
+
+def test_a_board_lost_is_failed_over_folded_in_by_deploy_and_placed_again_once_back(first_deploy, tmp_path):
+    """A board loses power: a peer's agent runs its replica, with no controller. deploy.yml, run
+    while the board is down, folds that in: the board is unreachable, so its slot goes to a live
+    board and the takeover retires once that replica serves. The board then boots with no
+    controller and runs what its own files say (its old replica: one more than planned) until
+    the next deploy.yml, which places one replica per board again; a rerun changes nothing."""
+    victim, survivors = BOARDS[1], [b for b in BOARDS if b != BOARDS[1]]
+    tag = f"pico.failover:{victim}:"
+    subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
+    try:
+        wait_until(lambda: any(t and t.startswith(tag) for ts in copies_by_node().values() for t in ts), 90,
+                   "the lost board's replica taken over by a peer")
+        folded = deploy(tmp_path, [web("2.0.0")])
+        assert folded.returncode == 4, folded.tail()  # 4: a host was unreachable
+        recap = folded.recap
+        assert recap[victim]["unreachable"] == 1 and all(recap[b]["failed"] == 0 for b in survivors), folded.tail()
+        plans = [plan_on(b) for b in survivors]
+        assert plans[0] == plans[1] and sorted(set(plans[0]["services"]["web"]["slots"])) == sorted(survivors)
+        wait_until(lambda: sorted(len(copies_by_node().get(b, [])) for b in survivors) == [1, 2]
+                   and all(None in ts and len(set(ts)) == 1 for ts in copies_by_node().values()), 60,
+                   "three planned replicas on the two live boards, the takeover retired")
+    finally:
+        subprocess.run(["docker", "start", victim], check=True, capture_output=True)
+    # Back with no controller: its agent starts the replica its file names.
+    wait_until(lambda: copies_by_node().get(victim) == [None], 180, "the board's own replica back")
+    placed = deploy(tmp_path, [web("2.0.0")])
+    expect_success(placed, BOARDS, changed=True)
+    assert {b: copies_by_node().get(b) for b in BOARDS} == {b: [None] for b in BOARDS}
+    assert sorted(plan_on(victim)["services"]["web"]["slots"]) == sorted(BOARDS)
+    expect_unchanged(deploy(tmp_path, [web("2.0.0")]), BOARDS)
+
+
 def test_a_service_no_longer_declared_is_removed(first_deploy, tmp_path):
     result = deploy(tmp_path, [])
     expect_success(result, BOARDS, changed=True)
