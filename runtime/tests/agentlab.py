@@ -257,18 +257,28 @@ class Node:
 class AgentLab:
     def __init__(self, root: Path, count: int, docker_socket: str = "/run/docker.sock", interval: float = 2.0,
                  prefix: str = "n"):
+        self._make_root(root)
+        ports = free_ports(4 * count)
+        self.nodes = []
+        for index in range(count):
+            name = f"{prefix}{index + 1}"
+            self.nodes.append(Node(name, self._node_root(name), *ports[4 * index: 4 * index + 4],
+                                   docker_socket=docker_socket, interval=interval))
+
+    def _make_root(self, root: Path) -> None:
+        """The lab's directory and the gossip keyring its nodes share."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.keyring = root / "keyring.json"
         self.keyring.write_text(json.dumps([base64.b64encode(secrets.token_bytes(32)).decode()]))
-        ports = free_ports(4 * count)
-        self.nodes = []
-        for index in range(count):
-            node_root = root / f"{prefix}{index + 1}"
-            node_root.mkdir(parents=True)
-            (node_root / "serf-rpc.json").write_text(json.dumps({"rpc_auth": secrets.token_urlsafe(16)}))
-            self.nodes.append(Node(f"{prefix}{index + 1}", node_root, *ports[4 * index: 4 * index + 4],
-                                   docker_socket=docker_socket, interval=interval))
+
+    def _node_root(self, name: str, serf_settings: dict | None = None) -> Path:
+        """A node's directory, with its Serf RPC token and settings."""
+        node_root = self.root / name
+        node_root.mkdir(parents=True)
+        settings = {"rpc_auth": secrets.token_urlsafe(16), **(serf_settings or {})}
+        (node_root / "serf-rpc.json").write_text(json.dumps(settings))
+        return node_root
 
     def start(self, nodes: list[Node] | None = None, bundle: Path | None = None) -> None:
         first = self.nodes[0]
@@ -401,10 +411,8 @@ class NetnsLab(AgentLab):
                  serf_settings: dict | None = None):
         if len(f"{prefix}{count}-h") > 15:
             raise ValueError(f"prefix {prefix!r} too long for interface names")
-        self.root, self.prefix = root, prefix
-        root.mkdir(parents=True, exist_ok=True)
-        self.keyring = root / "keyring.json"
-        self.keyring.write_text(json.dumps([base64.b64encode(secrets.token_bytes(32)).decode()]))
+        self._make_root(root)
+        self.prefix = prefix
         self.subnet = f"10.251.{net}"
         self.host_address = f"{self.subnet}.254"
         self.hub = f"pico-{prefix}-hub"
@@ -412,10 +420,7 @@ class NetnsLab(AgentLab):
         self.nodes = []
         for index in range(count):
             name = f"{prefix}{index + 1}"
-            node_root = root / name
-            node_root.mkdir(parents=True)
-            settings = {"rpc_auth": secrets.token_urlsafe(16), **ROLE_SERF_SETTINGS, **(serf_settings or {})}
-            (node_root / "serf-rpc.json").write_text(json.dumps(settings))
+            node_root = self._node_root(name, {**ROLE_SERF_SETTINGS, **(serf_settings or {})})
             self.nodes.append(Node(name, node_root, *self.PORTS, docker_socket=docker_socket, interval=interval,
                                    address=f"{self.subnet}.{index + 1}", netns=f"pico-{name}",
                                    serf_profile=serf_profile))
