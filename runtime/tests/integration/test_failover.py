@@ -40,18 +40,23 @@ def cluster(tmp_path):
     remove_containers(lab.nodes)
 
 
-def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(cluster):
-    lab, plan = cluster
+def roles_when_the_owner_dies(lab, plan):
+    """(owner, the node the rule picks to take its slot, the other survivor, the takeover's tag)."""
     owner, others = lab.nodes[0], lab.nodes[1:]
     chosen, _ = assign(parse_plan(plan), failed={owner.name}, alive={n.name for n in others})
     taker = next(n for n in others if n.name == chosen[Slot("worker", 0, owner.name)])
     bystander = next(n for n in others if n is not taker)
-    tag = f"{FAILOVER_TAG}{owner.name}:0"
+    return owner, taker, bystander, f"{FAILOVER_TAG}{owner.name}:0"
+
+
+def test_a_dead_nodes_slot_is_taken_by_the_node_the_rule_picks_and_handed_back(cluster):
+    lab, plan = cluster
+    owner, taker, bystander, tag = roles_when_the_owner_dies(lab, plan)
 
     owner.kill()  # the board loses power: Serf and agent gone, and its container with them
     for cid in worker_containers(owner):
         docker("rm", "-f", cid)
-    wait_for(lambda: all(worker_instances(n) == [(taker.name, (WORKER_TAG, tag))] for n in others), 30,
+    wait_for(lambda: all(worker_instances(n) == [(taker.name, (WORKER_TAG, tag))] for n in (taker, bystander)), 30,
              what="the takeover published on both survivors")
     assert len(worker_containers(taker)) == 1 and worker_containers(bystander) == []
     status, health = taker.get("/v1/health")
@@ -75,11 +80,7 @@ def test_a_takeover_runs_untouched_while_deploy_folds_its_slot_in_then_retires(c
     runs on, untouched beside the new replica, until that replica has served for the hold-down;
     the slot always has a healthy copy in discovery."""
     lab, plan = cluster
-    owner, others = lab.nodes[0], lab.nodes[1:]
-    chosen, _ = assign(parse_plan(plan), failed={owner.name}, alive={n.name for n in others})
-    taker = next(n for n in others if n.name == chosen[Slot("worker", 0, owner.name)])
-    bystander = next(n for n in others if n is not taker)
-    tag = f"{FAILOVER_TAG}{owner.name}:0"
+    owner, taker, bystander, tag = roles_when_the_owner_dies(lab, plan)
     owner.kill()
     remove_containers([owner])
     wait_for(lambda: worker_copies(bystander) == [(taker.name, tag)], 30, what="the takeover published")
@@ -92,7 +93,7 @@ def test_a_takeover_runs_untouched_while_deploy_folds_its_slot_in_then_retires(c
     assert set(takeover) < set(worker_containers(taker)), "the takeover was restarted when the node's own replica came"
 
     moved = dict(failover_plan(lab.nodes, image, {"worker": [taker.name]}), generation=2)
-    for node in others:
+    for node in (taker, bystander):
         node.root.joinpath("plan.json").write_text(json.dumps(moved))
     deadline, seen = time.monotonic() + 30, []
     while worker_copies(bystander) != [(taker.name, None)] and time.monotonic() < deadline:
