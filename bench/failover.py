@@ -34,7 +34,9 @@ import benchlib  # noqa: E402
 NAME, SUBNET, PORT_BASE = "pico-bench-failover", "172.28.84.0/24", 2780
 PORT = 8095
 WEB = {"name": "web", "image": "pico/demo:1.0.0", "replicas": 2, "port": PORT,
-       "health": {"type": "http", "path": "/healthz", "interval": 1, "timeout": 1, "retries": 2},
+       # start_period: under qemu the demo needs a few seconds to listen; without it every new
+       # container failed its first checks and was restarted with back-off (about 45 s lost).
+       "health": {"type": "http", "path": "/healthz", "interval": 1, "timeout": 1, "retries": 2, "start_period": 30},
        "resources": {"memory": "48m", "cpu": 0.2}}
 
 # Runs on the client node. Prints the wall time of the first successful request to an instance
