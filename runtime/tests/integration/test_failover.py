@@ -96,13 +96,16 @@ def test_a_takeover_runs_untouched_while_deploy_folds_its_slot_in_then_retires(c
     for node in (taker, bystander):
         node.root.joinpath("plan.json").write_text(json.dumps(moved))
     deadline, seen = time.monotonic() + 30, []
-    while worker_copies(bystander) != [(taker.name, None)] and time.monotonic() < deadline:
-        seen.append(worker_copies(bystander))
-        assert seen[-1], "no healthy copy of the slot in discovery while the takeover retired"
-        if len(worker_containers(taker)) == 2:
-            assert set(takeover) < set(worker_containers(taker))
+    while time.monotonic() < deadline:
+        copies, running = worker_copies(bystander), worker_containers(taker)
+        seen.append(copies)
+        assert copies, "no healthy copy of the slot in discovery while the takeover retired"
+        if copies == [(taker.name, None)]:
+            break
+        if len(running) == 2:
+            assert set(takeover) < set(running)
         time.sleep(0.3)
-    assert worker_copies(bystander) == [(taker.name, None)], seen[-5:]
+    assert seen[-1] == [(taker.name, None)], seen[-5:]
     wait_for(lambda: len(worker_containers(taker)) == 1 and takeover[0] not in worker_containers(taker), 10,
              what="the takeover container gone, the planned one left")
 
