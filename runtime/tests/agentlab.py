@@ -38,6 +38,9 @@ CLUSTER_ID = "0123456789abcdef"
 WORKER_TAG = "pico.spec:abc"
 # Serf settings the agent role gives every node beyond the command line's (roles/agent/vars).
 ROLE_SERF_SETTINGS = {"reconnect_interval": "5s"}
+# The agent events a failed test prints as its timeline, beside every warning and error.
+TIMELINE_EVENTS = frozenset({"agent_started", "serf_connected", "member_status", "failover_changed",
+                             "container_started", "container_removed", "local_catalog", "docker_reachable"})
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -89,7 +92,9 @@ def parse_metrics(text: str) -> dict[str, dict[str, float]]:
     return families
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition", explain=None):
+    """`explain`, if given, is called on a timeout; what it returns goes into the error (say, what
+    the agents did meanwhile), so a failure in CI can be read from its log alone."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -97,7 +102,8 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+    detail = f"\n{explain()}" if explain else ""
+    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r}){detail}")
 
 
 @dataclass
@@ -252,6 +258,26 @@ class Node:
     def members(self) -> dict[str, str]:
         status, body = self.get("/v1/members")
         return {m["name"]: m["status"] for m in body["members"]} if status == 200 else {}
+
+    def events_since(self, since: float) -> list[tuple[float, str]]:
+        """This node's agent log from `since` (wall clock) on: (seconds after it, a short line) per
+        timeline event."""
+        lines = []
+        try:
+            raw = (self.root / "agent.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return lines
+        for line in raw:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            wanted = event.get("event") in TIMELINE_EVENTS or event.get("level") in ("warning", "error")
+            if event.get("ts", 0) >= since and wanted:
+                rest = {k: v for k, v in event.items() if k not in ("ts", "level", "event")}
+                offset = event["ts"] - since
+                lines.append((offset, f"+{offset:6.2f}s {self.name} {event['event']} {json.dumps(rest)[:160]}"))
+        return lines
 
 
 class AgentLab:
@@ -532,6 +558,12 @@ def use_plan(nodes: list[Node], plan: dict, hold_down: float, drain_time: float)
         node.extra_config = {"plan_file": str(node.root / "plan.json"), "cluster_id": plan["cluster"]}
         node.failover_config = {"hold_down": hold_down, "drain_time": drain_time}
         node.root.joinpath("plan.json").write_text(json.dumps(plan))
+
+
+def timeline(nodes: list[Node], since: float) -> str:
+    """What these agents logged of membership, failover and containers since `since`, in time order."""
+    lines = sorted(entry for node in nodes for entry in node.events_since(since))
+    return "\n".join(line for _, line in lines) or "(no events)"
 
 
 def worker_copies(node: Node, service: str = "worker") -> list[tuple[str, str | None]]:
