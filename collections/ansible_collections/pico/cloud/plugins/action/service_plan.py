@@ -53,8 +53,8 @@ class ActionModule(ActionBase):
         args = self._task.args
         unknown = sorted(set(args) - ARGS)
         if unknown:
-            raise AnsibleActionFail("unknown argument%s %s (known: %s)" % ("s" if len(unknown) > 1 else "",
-                                                                          ", ".join(unknown), ", ".join(sorted(ARGS))))
+            raise AnsibleActionFail("unknown argument%s %s (known: %s)" % (
+                "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(sorted(ARGS))))
         current = args.get("current") or {}
         node_services = args.get("node_services") or {}
         only = args.get("only") or None

@@ -75,7 +75,7 @@ def _cluster_status(plan, nodes, instances):
         for instance in healthy:
             for item in instance.get("tags") or []:
                 if item.startswith(FAILOVER_TAG):
-                    owner, _, slot = item[len(FAILOVER_TAG):].rpartition(":")
+                    owner, dummy, slot = item[len(FAILOVER_TAG):].rpartition(":")
                     failed_over.append({"node": instance["node"], "owner": owner, "slot": int(slot) if slot.isdigit() else slot})
         services.append({
             "name": name, "desired": len(slots), "healthy": len(healthy),

@@ -13,7 +13,8 @@ short_description: What pico.cloud.service_wait should wait for, from a batch of
 version_added: "0.5.0"
 description:
   - Turns rollout steps (from pico.cloud.service_plan, each with C(node), C(old) and C(new)
-    service files) into the O(present) or O(absent) entries of pico.cloud.service_wait.
+    service files) into the O(pico.cloud.service_wait#module:present) or
+    O(pico.cloud.service_wait#module:absent) entries of M(pico.cloud.service_wait).
   - V(new) or V(old) give, for each step with that file, the node, its replica count and the
     spec tag its instances carry, that is what must be healthy after the step, or after a rollback.
   - V(gone) gives, for each step, the node and the old spec tag, for instances that must have left

@@ -90,13 +90,9 @@ import json
 import subprocess
 
 from ansible.errors import AnsibleParserError
+from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
-
-try:
-    from urllib.request import urlopen
-except ImportError:  # pragma: no cover
-    urlopen = None
 
 
 def _unsafe(value):
@@ -126,15 +122,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         target = seed if "@" in seed else "%s@%s" % (self.get_option("ssh_user"), seed)
         command += [target, "curl -sf --max-time %d http://127.0.0.1:%d/v1/members" % (
             self.get_option("timeout"), self.get_option("agent_port"))]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=self.get_option("timeout") + 10)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=self.get_option("timeout") + 10,
+                                check=False)
         if result.returncode != 0:
             raise OSError("%s: %s" % (seed, (result.stderr.strip().splitlines() or ["exit %d" % result.returncode])[-1]))
         return result.stdout
 
     def _members(self):
         if self.get_option("agent_url"):
-            sources = [("agent_url", lambda: urlopen(self.get_option("agent_url").rstrip("/") + "/v1/members",
-                                                     timeout=self.get_option("timeout")).read().decode())]
+            sources = [("agent_url", lambda: open_url(self.get_option("agent_url").rstrip("/") + "/v1/members",
+                                                      timeout=self.get_option("timeout")).read().decode())]
         else:
             sources = [(seed, lambda seed=seed: self._ask_seed(seed)) for seed in self.get_option("seeds")]
         if not sources:

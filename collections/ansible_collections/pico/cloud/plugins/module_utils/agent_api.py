@@ -13,12 +13,8 @@ __metaclass__ = type
 
 import json
 
-try:
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
-except ImportError:  # Python 2 has no business on a Pi Zero here, but sanity imports this
-    HTTPError = URLError = Exception
-    Request = urlopen = None
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
 
 DEFAULT_URL = "http://127.0.0.1:8500"
 DEFAULT_TOKEN_FILE = "/var/lib/pico-agent/api-token"
@@ -30,12 +26,12 @@ class AgentError(Exception):
 
 def call(url, path, method="GET", token=None, timeout=10):
     """(status, parsed JSON body) of one request; AgentError when the agent cannot be reached."""
-    request = Request(url.rstrip("/") + path, method=method, data=b"" if method in ("POST", "DELETE") else None)
-    if token:
-        request.add_header("Authorization", "Bearer %s" % token)
+    headers = {"Authorization": "Bearer %s" % token} if token else {}
     try:
-        response = urlopen(request, timeout=timeout)
-        status, body = response.status, response.read()
+        # The agent listens on loopback: a proxy from the environment would be wrong.
+        response = open_url(url.rstrip("/") + path, method=method, headers=headers, timeout=timeout, use_proxy=False,
+                            data=b"" if method in ("POST", "DELETE") else None)
+        status, body = response.getcode(), response.read()
     except HTTPError as err:
         status, body = err.code, err.read()
     except (URLError, OSError) as err:

@@ -100,7 +100,7 @@ def _docker_archive(archive, names, path):
 
 
 def _oci_blob(archive, names, digest, path):
-    algorithm, _, hexdigest = (digest or "").partition(":")
+    algorithm, dummy, hexdigest = (digest or "").partition(":")
     if algorithm != "sha256" or not hexdigest:
         raise ArchiveError("%s: unsupported digest %r" % (path, digest))
     return _read(archive, names, "blobs/sha256/" + hexdigest, path)
@@ -151,5 +151,5 @@ def normalize_name(name):
 def split_name(name):
     """'registry:5000/a/b:tag' -> ('registry:5000/a/b', 'tag')."""
     name = normalize_name(name)
-    repository, _, tag = name.rpartition(":")
+    repository, dummy, tag = name.rpartition(":")
     return repository, tag

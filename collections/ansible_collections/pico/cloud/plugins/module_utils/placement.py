@@ -32,6 +32,7 @@ __metaclass__ = type
 import hashlib
 import heapq
 import json
+import math
 import re
 import zlib
 
@@ -72,7 +73,7 @@ def parse_memory(value, where):
 
 
 def _number(value, where, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise PlacementError("%s = %r: must be a number" % (where, value))
     if value < low or (high is not None and value > high):
         raise PlacementError("%s = %r: must be between %s and %s" % (where, value, low, high if high is not None else "any"))

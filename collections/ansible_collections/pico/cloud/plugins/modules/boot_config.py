@@ -24,7 +24,7 @@ description:
     copy. A file the firmware would not understand (a line that is neither C(key=value), a
     section header, a comment nor an C(include)/C(initramfs) command) fails the module with the
     line number, and nothing is written.
-  - The firmware reads config.txt only at boot: RV(reboot_required) tells whether a reboot is needed.
+  - "The firmware reads config.txt only at boot: RV(reboot_required) tells whether a reboot is needed."
 options:
   path:
     description: The file. Default is the first that exists of /boot/firmware/config.txt (bookworm) and /boot/config.txt.
@@ -49,13 +49,15 @@ options:
     description: Keep a time-stamped copy of the file before changing it.
     type: bool
     default: true
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

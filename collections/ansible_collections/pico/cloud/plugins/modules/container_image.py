@@ -66,6 +66,7 @@ options:
     type: list
     elements: int
 extends_documentation_fragment:
+  - pico.cloud.attributes
   - pico.cloud.docker_api
 attributes:
   check_mode:
@@ -74,7 +75,7 @@ attributes:
     support: full
     details: The diff shows the image ID the name resolves to before and after.
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

@@ -39,6 +39,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - pico.cloud.attributes
   - pico.cloud.docker_api
 attributes:
   check_mode:
@@ -47,7 +48,7 @@ attributes:
     support: full
     details: The diff lists the image names before and after.
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

@@ -43,13 +43,15 @@ options:
     description: The cpufreq directory; tests point it at a fake tree.
     type: path
     default: /sys/devices/system/cpu/cpufreq
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

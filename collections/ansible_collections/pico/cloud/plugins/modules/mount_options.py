@@ -40,13 +40,15 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""
@@ -138,8 +140,8 @@ def main():
     except (OSError, UnicodeDecodeError) as exc:
         module.fail_json(msg="cannot read %s: %s" % (path, exc))
 
-    after, changed_mountpoints, missing = edit_fstab(before, module.params["mountpoints"], options,
-                                                      module.params["state"] == "present")
+    after, changed_mountpoints, missing = edit_fstab(
+        before, module.params["mountpoints"], options, module.params["state"] == "present")
     changed = after != before
     if changed and not module.check_mode:
         write_atomic(module, path, after)

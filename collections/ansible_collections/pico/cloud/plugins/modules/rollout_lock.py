@@ -43,13 +43,15 @@ options:
     description: The lock file.
     type: path
     default: /run/pico-cloud-rollout.json
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

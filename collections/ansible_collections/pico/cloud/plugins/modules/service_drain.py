@@ -42,13 +42,15 @@ options:
     description: The agent's API token file on this node (root only).
     type: path
     default: /var/lib/pico-agent/api-token
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

@@ -70,6 +70,9 @@ options:
   undrain:
     description: Drained nodes that take replicas again.
     type: raw
+extends_documentation_fragment:
+  - pico.cloud.attributes
+  - pico.cloud.attributes.flow
 attributes:
   check_mode:
     support: full
@@ -78,7 +81,7 @@ attributes:
   action:
     support: full
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""
@@ -95,10 +98,10 @@ RETURN = r"""
 plan:
   description:
     - C(generation), C(version), C(cluster), C(services) (each with C(digest), C(slots), a node per
-      replica, and C(failover), what an agent needs to take a failed node's slot: C(candidates),
-      C(requests) and one replica's service file per architecture), C(nodes) (architecture,
+      replica, and C(failover), what an agent needs to take a failed node's slot, namely
+      C(candidates), C(requests) and one replica's service file per architecture), C(nodes) (architecture,
       capacity and requests per node) and C(drained) (nodes kept empty).
-    - The failover specs carry the services' C(env): the plan is written 0600 on the nodes.
+    - The failover specs carry the services' C(env), so the plan is written 0600 on the nodes.
   returned: success
   type: dict
 node_files:

@@ -76,13 +76,15 @@ options:
     description: The agent's HTTP API on this node.
     type: str
     default: http://127.0.0.1:8500
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

@@ -33,6 +33,8 @@ options:
     type: str
     choices: [never, always]
     default: never
+extends_documentation_fragment:
+  - pico.cloud.attributes
 attributes:
   check_mode:
     support: full
@@ -42,7 +44,7 @@ attributes:
 requirements:
   - wireguard-tools (C(wg)) on the managed node
 author:
-  - Pico-Cloud developers
+  - Pico-Cloud developers (@pico-cloud)
 """
 
 EXAMPLES = r"""

@@ -17,7 +17,8 @@ def run_module(tmp_path):
         """_prefix: a command the module runs under (e.g. in a mount namespace)."""
         args_file = tmp_path / f"{module}-args-{uuid.uuid4().hex}.json"  # one per run: runs may overlap
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}))
-        env = {**os.environ, "PYTHONPATH": str(COLLECTIONS)}
+        # Beside whatever the runner put there (ansible-test units puts ansible-core's path).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(COLLECTIONS), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.run([*_prefix, sys.executable, "-m", f"ansible_collections.pico.cloud.plugins.modules.{module}", str(args_file)],
                               capture_output=True, text=True, env=env, check=False)
         result = json.loads(proc.stdout)
@@ -66,8 +67,8 @@ def build_image_archive(path, name, payload=b"hello\n", oci=False, created="2024
         else:
             add(archive, diff_id + "/layer.tar", layer_bytes)
             add(archive, image_id + ".json", config)
-            add(archive, "manifest.json", json.dumps([{"Config": image_id + ".json", "RepoTags": [name],
-                                                        "Layers": [diff_id + "/layer.tar"]}]).encode())
+            manifest = [{"Config": image_id + ".json", "RepoTags": [name], "Layers": [diff_id + "/layer.tar"]}]
+            add(archive, "manifest.json", json.dumps(manifest).encode())
     return "sha256:" + image_id
 
 

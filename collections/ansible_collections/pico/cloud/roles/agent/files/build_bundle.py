@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the agent as one zipapp (python3 runs it; nodes need nothing from PyPI).
 
 Usage: build_bundle.py SOURCE_PACKAGE_DIR DEST.pyz

@@ -54,7 +54,7 @@ def test_tar_without_image_metadata(tmp_path):
 
 
 def test_truncated_archive_missing_a_layer(tmp_path, image_archive):
-    good, _ = image_archive("pico/test:1.0")
+    good, dummy = image_archive("pico/test:1.0")
     broken = tmp_path / "broken.tar"
     with tarfile.open(good) as src, tarfile.open(broken, "w") as dst:
         for member in src.getmembers():
@@ -65,7 +65,7 @@ def test_truncated_archive_missing_a_layer(tmp_path, image_archive):
 
 
 def test_another_image_under_the_same_name_is_a_digest_mismatch(image_archive):
-    _, original = image_archive("pico/test:1.0", payload=b"a")
+    dummy, original = image_archive("pico/test:1.0", payload=b"a")
     other_path, other = image_archive("pico/test:1.0", payload=b"b")
     assert original != other
     info = read_archive(str(other_path))
@@ -73,7 +73,7 @@ def test_another_image_under_the_same_name_is_a_digest_mismatch(image_archive):
 
 
 def test_wrong_name(image_archive):
-    path, _ = image_archive("pico/test:1.0")
+    path, dummy = image_archive("pico/test:1.0")
     problem = archive_problem(read_archive(str(path)), "pico/test:2.0")
     assert "holds pico/test:1.0, not pico/test:2.0" in problem
 

@@ -18,17 +18,17 @@ def repo():
         pytest.skip("no Docker engine on this machine (make bootstrap starts one)")
     name = "pico-test/img-%s" % uuid.uuid4().hex[:8]
     yield name
-    listed = subprocess.run(["docker", "images", "-q", "--no-trunc", name], capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(["docker", "images", "-q", "--no-trunc", name], capture_output=True, text=True, check=False).stdout.split()
     containers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=pico-test=%s" % name],
-                                capture_output=True, text=True).stdout.split()
+                                capture_output=True, text=True, check=False).stdout.split()
     if containers:
-        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
     if listed:
-        subprocess.run(["docker", "rmi", "-f", *set(listed)], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", *set(listed)], capture_output=True, check=False)
 
 
 def image_id(name):
-    out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True)
+    out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=False)
     return out.stdout.strip() or None
 
 
@@ -67,7 +67,7 @@ def test_a_new_build_under_the_same_name_replaces_the_tag(run_module, image_arch
     new_path, new_id = image_archive(repo + ":1.0", payload=b"new")
     result = run_module("container_image", name=repo + ":1.0", archive=str(new_path), api_socket=SOCKET)
     assert (result["changed"], result["previous_id"], result["image_id"]) == (True, old_id, new_id)
-    subprocess.run(["docker", "rmi", old_id], capture_output=True)  # untagged now: the fixture cannot find it
+    subprocess.run(["docker", "rmi", old_id], capture_output=True, check=False)  # untagged now: the fixture cannot find it
 
 
 def test_image_present_under_another_name_is_only_tagged(run_module, image_archive, repo):
@@ -92,7 +92,7 @@ def test_a_file_that_is_not_an_image_is_refused(run_module, tmp_path, repo):
 
 
 def test_probe_reports_too_little_space_without_changing_anything(run_module, image_archive, repo):
-    _, expected = image_archive(repo + ":1.0")
+    dummy, expected = image_archive(repo + ":1.0")
     huge = 1 << 50  # a petabyte: no file system here has that
     result = run_module("container_image", name=repo + ":1.0", digest=expected, probe_size=[huge, huge], api_socket=SOCKET)
     assert result["changed"] is False and result["present"] is False

@@ -87,4 +87,3 @@ def test_several_policies_and_a_chosen_one(run_module, tmp_path):
     assert value(root, "scaling_max_freq", "policy4") == "1500000"
     missing = run_module("cpufreq", sysfs_root=str(root), policies=["policy9"], governor="ondemand")
     assert missing["failed"] is True and "no cpufreq policy policy9 here; this machine has policy0, policy4" in missing["msg"]
-
