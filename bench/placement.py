@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "collections"))
 
-from ansible_collections.pico.cloud.plugins.module_utils.placement import moves, plan, validate_services  # noqa: E402
+from ansible_collections.pico.cloud.plugins.module_utils._placement import moves, plan, validate_services  # noqa: E402
 
 MB = 1024 ** 2
 

@@ -18,7 +18,7 @@ import uuid
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.pico.cloud.plugins.module_utils.image_archive import ArchiveError, archive_problem, read_archive
+from ansible_collections.pico.cloud.plugins.module_utils._image_archive import ArchiveError, archive_problem, read_archive
 
 MODULE = "pico.cloud.container_image"
 

@@ -12,7 +12,7 @@ import json
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.pico.cloud.plugins.module_utils.placement import (
+from ansible_collections.pico.cloud.plugins.module_utils._placement import (
     UPDATE_DEFAULTS, PlacementError, failover_entries, moves, node_specs, parse_memory, plan, rollout_steps,
     validate_services)
 

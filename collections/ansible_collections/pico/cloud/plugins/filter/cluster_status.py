@@ -44,7 +44,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.placement import FAILOVER_TAG, SPEC_TAG, parse_memory
+from ansible_collections.pico.cloud.plugins.module_utils._placement import FAILOVER_TAG, SPEC_TAG, parse_memory
 
 
 def _mib(value):

@@ -46,7 +46,7 @@ _value:
 
 import os
 
-from ansible_collections.pico.cloud.plugins.module_utils.image_archive import ArchiveError, archive_problem, read_archive
+from ansible_collections.pico.cloud.plugins.module_utils._image_archive import ArchiveError, archive_problem, read_archive
 
 
 def _image_archive_problem(path, name, digest=None, base_dir=None):

@@ -38,7 +38,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.wireguard import mesh_address
+from ansible_collections.pico.cloud.plugins.module_utils._wireguard import mesh_address
 
 
 def _mesh_address(name, network):

@@ -41,7 +41,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.wireguard import mesh_problems
+from ansible_collections.pico.cloud.plugins.module_utils._wireguard import mesh_problems
 
 
 def _mesh_problems(nodes, network):

@@ -47,7 +47,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.power_model import BOARDS, ModelError, estimate
+from ansible_collections.pico.cloud.plugins.module_utils._power_model import BOARDS, ModelError, estimate
 
 
 def _power_estimate(board, settings=None, load=0.0, strict=True):

@@ -44,7 +44,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils.placement import spec_tag
+from ansible_collections.pico.cloud.plugins.module_utils._placement import spec_tag
 
 
 def _rollout_wait(steps, which):

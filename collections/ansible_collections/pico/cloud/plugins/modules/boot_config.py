@@ -97,7 +97,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.atomic_file import write_atomic
+from ansible_collections.pico.cloud.plugins.module_utils._atomic_file import write_atomic
 
 CANDIDATES = ("/boot/firmware/config.txt", "/boot/config.txt")
 SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*(#.*)?$")

@@ -117,8 +117,8 @@ transferred_bytes:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.docker_api import DEFAULT_SOCKET, DockerAPI, DockerAPIError
-from ansible_collections.pico.cloud.plugins.module_utils.image_archive import (
+from ansible_collections.pico.cloud.plugins.module_utils._docker_api import DOCKER_API_ARGUMENT_SPEC, DockerAPI, DockerAPIError
+from ansible_collections.pico.cloud.plugins.module_utils._image_archive import (
     ArchiveError, archive_problem, read_archive, split_name)
 
 MIB = 1024 * 1024
@@ -171,11 +171,11 @@ def main():
             remote_src=dict(type="bool", default=False),
             digest=dict(type="str"),
             pull=dict(type="bool", default=False),
-            api_socket=dict(type="path", default=DEFAULT_SOCKET),
             staging_dir=dict(type="path", default="/var/tmp"),
             storage_dir=dict(type="path"),
             # Set by the action plugin: report free space for a copy of this size, load nothing.
             probe_size=dict(type="list", elements="int"),
+            **DOCKER_API_ARGUMENT_SPEC
         ),
         mutually_exclusive=[("archive", "pull")],
         supports_check_mode=True,

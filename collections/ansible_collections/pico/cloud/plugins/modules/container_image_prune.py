@@ -79,8 +79,8 @@ kept_protected:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.docker_api import DEFAULT_SOCKET, DockerAPI, DockerAPIError
-from ansible_collections.pico.cloud.plugins.module_utils.image_archive import normalize_name, split_name
+from ansible_collections.pico.cloud.plugins.module_utils._docker_api import DOCKER_API_ARGUMENT_SPEC, DockerAPI, DockerAPIError
+from ansible_collections.pico.cloud.plugins.module_utils._image_archive import normalize_name, split_name
 
 
 def version_key(tag):
@@ -124,7 +124,7 @@ def main():
             repositories=dict(type="list", elements="str", default=[]),
             protect=dict(type="list", elements="str", default=[]),
             dangling=dict(type="bool", default=True),
-            api_socket=dict(type="path", default=DEFAULT_SOCKET),
+            **DOCKER_API_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )

@@ -77,7 +77,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.atomic_file import write_atomic
+from ansible_collections.pico.cloud.plugins.module_utils._atomic_file import write_atomic
 
 # fs_spec, fs_file, fs_vfstype, fs_mntops, then optional dump/pass; keep the separators.
 ENTRY = re.compile(r"^(\s*)(\S+)(\s+)(\S+)(\s+)(\S+)(\s+)(\S+)(.*)$")

@@ -80,7 +80,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.atomic_file import write_atomic
+from ansible_collections.pico.cloud.plugins.module_utils._atomic_file import write_atomic
 
 
 def read_lock(path):

@@ -68,7 +68,7 @@ instances:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.agent_api import DEFAULT_TOKEN_FILE, DEFAULT_URL, AgentError, call, read_token
+from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_TOKEN_FILE, DEFAULT_URL, AgentError, call, read_token
 
 
 def main():

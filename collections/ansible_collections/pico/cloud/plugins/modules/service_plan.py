@@ -15,7 +15,7 @@ version_added: "0.5.0"
 description:
   - Runs on the controller (an action plugin; nothing runs on a node). Validates the cluster's
     service declarations, places every replica slot on a node with the planner in
-    C(module_utils/placement.py), which is pure and deterministic (the same inputs give the same plan),
+    C(module_utils/_placement.py), which is pure and deterministic (the same inputs give the same plan),
     and returns the plan, each node's service files, and for each service the batches of node
     changes a rollout makes.
   - Placement respects constraints (architecture, board, node labels), resource requests (memory

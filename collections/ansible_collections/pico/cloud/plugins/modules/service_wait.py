@@ -112,7 +112,7 @@ instances:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.agent_api import DEFAULT_URL, AgentError, call
+from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_URL, AgentError, call
 
 
 def _selected(instances, which):

@@ -79,8 +79,8 @@ path:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils.atomic_file import write_atomic
-from ansible_collections.pico.cloud.plugins.module_utils.wireguard import is_valid_key, key_fingerprint
+from ansible_collections.pico.cloud.plugins.module_utils._atomic_file import write_atomic
+from ansible_collections.pico.cloud.plugins.module_utils._wireguard import is_valid_key, key_fingerprint
 
 
 def _wg(module, args, data=None):

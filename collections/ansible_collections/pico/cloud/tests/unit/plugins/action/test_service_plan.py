@@ -53,7 +53,7 @@ def test_the_planner_works_from_an_installed_collection(tmp_path):
                    "--output-path", str(tmp_path), cwd=tmp_path, collections=installed)
     archive = next(tmp_path.glob("pico-cloud-*.tar.gz"))
     ansible_galaxy("collection", "install", str(archive), "-p", str(installed), cwd=tmp_path, collections=installed)
-    assert (installed / "ansible_collections/pico/cloud/plugins/module_utils/placement.py").is_file()
+    assert (installed / "ansible_collections/pico/cloud/plugins/module_utils/_placement.py").is_file()
     result, out = plan(tmp_path, services=[service("web")], nodes=NODES, collections=installed)
     assert result.returncode == 0, result.stdout
     dummy, from_checkout = plan(tmp_path, services=[service("web")], nodes=NODES)

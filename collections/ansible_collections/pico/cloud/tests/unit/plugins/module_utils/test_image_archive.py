@@ -4,7 +4,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.pico.cloud.plugins.module_utils.image_archive import (
+from ansible_collections.pico.cloud.plugins.module_utils._image_archive import (
     ArchiveError, archive_problem, normalize_name, read_archive, split_name)
 
 

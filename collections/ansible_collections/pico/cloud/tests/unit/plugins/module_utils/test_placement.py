@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.pico.cloud.plugins.module_utils.placement import (
+from ansible_collections.pico.cloud.plugins.module_utils._placement import (
     PlacementError, moves, plan, validate_service, validate_services)
 
 MB = 1024 ** 2
@@ -197,7 +197,7 @@ def test_a_plan_is_stable_under_no_change(case):
 
 # -- rollouts --------------------------------------------------------------------------------------
 
-from ansible_collections.pico.cloud.plugins.module_utils.placement import node_specs, rollout_steps  # noqa: E402
+from ansible_collections.pico.cloud.plugins.module_utils._placement import node_specs, rollout_steps  # noqa: E402
 
 ARCH = {"pizero-%d" % i: "armv6l" for i in range(1, 5)}
 

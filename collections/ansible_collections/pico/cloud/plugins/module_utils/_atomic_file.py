@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """Write a file so that a crash or power cut leaves either the old or the new content.
 
 SD cards on edge boards lose power often; a half-written /etc/fstab or config.txt can stop a

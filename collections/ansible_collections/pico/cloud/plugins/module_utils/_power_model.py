@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """An ESTIMATE of a board's supply current from public measurements (docs/power.md cites them).
 
     current = stock idle current of the board

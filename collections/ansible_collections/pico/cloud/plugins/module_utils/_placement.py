@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """Leaderless, deterministic placement of service replicas on nodes. Pure: no I/O, no clock, no
 randomness, so the controller, and later every agent, computes the same plan from the same input.
 

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """A small client for the Docker Engine API on a unix socket, standard library only.
 
 Podman's service and dockerd both speak this API, so modules work the same on either runtime
@@ -24,6 +27,10 @@ except ImportError:  # pragma: no cover - Python 2 is not supported on nodes
 DEFAULT_SOCKET = "/run/docker.sock"
 # Docker 20.10 and Podman 4's compatibility layer both serve 1.41.
 API_VERSION = "v1.41"
+
+# The options every module on the Docker API takes, documented once in the doc fragment
+# pico.cloud.docker_api: a module's argument_spec is dict(own options, **DOCKER_API_ARGUMENT_SPEC).
+DOCKER_API_ARGUMENT_SPEC = dict(api_socket=dict(type="path", default=DEFAULT_SOCKET))
 
 
 class DockerAPIError(Exception):

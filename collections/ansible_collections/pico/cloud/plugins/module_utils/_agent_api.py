@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """The node agent's HTTP API, as modules on a node reach it: on the node's loopback address.
 
 The controller never talks to agents directly (they listen on loopback and the WireGuard mesh

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
 """Read what an image archive holds without loading it: image ID, tags, size.
 
 Used on the controller (to decide whether an archive needs copying at all, and to validate it
