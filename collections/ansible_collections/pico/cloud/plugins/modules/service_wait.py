@@ -113,11 +113,15 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_URL, AgentError, call
+from ansible_collections.pico.cloud.plugins.module_utils._placement import FAILOVER_TAG
 
 
 def _selected(instances, which):
-    """The instances on which["node"], with its tag and id where it names them."""
+    """The node's own instances on which["node"], with its tag and id where it names them. A
+    takeover (a replica the node runs for a failed peer) is not one of them: it carries the same
+    spec tag, but its agent retires it on its own once the new plan's replicas serve."""
     return [i for i in instances if i.get("node") == which["node"]
+            and not any(t.startswith(FAILOVER_TAG) for t in i.get("tags") or [])
             and (not which.get("tag") or which["tag"] in (i.get("tags") or []))
             and (not which.get("id") or i.get("id") == which["id"])]
 
