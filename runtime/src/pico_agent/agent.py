@@ -81,17 +81,15 @@ class Agent:
         self.state = StateFile(config.state_dir / "state.json")
         saved = self.state.load()
         self.docker = DockerClient(config.supervisor.docker_socket)
-        self.membership = Membership(config, self.catalog, self.metrics)
-        self.supervisor = Supervisor(config.supervisor, config.services_dir, self.docker, config.node_name,
-                                     self.metrics, self._local_instances, restarts=saved.get("restarts"),
-                                     on_restart=self._save_state)
-        self.supervisor.address = self.advertise_address
         self.plan = PlanSource(config.plan_file, config.state_dir / "plan.json", config.cluster_id, config.node_name)
         self.failover = Failover(config.node_name, self.plan.plan, config.failover.hold_down, config.failover.drain_time)
-        self.supervisor.takeovers = self.failover.takeovers
-        self.supervisor.takeovers_changed = self._failover_look
-        self.membership.on_member_status = self.supervisor.wake.set
-        self.membership.on_self_address = self.supervisor.publish
+        # Each part gets what it calls at construction; none is rewired afterwards.
+        self.supervisor = Supervisor(config.supervisor, config.services_dir, self.docker, config.node_name,
+                                     self.metrics, self._local_instances, restarts=saved.get("restarts"),
+                                     on_restart=self._save_state, address=self.advertise_address,
+                                     takeovers=self.failover.takeovers, takeovers_changed=self._failover_look)
+        self.membership = Membership(config, self.catalog, self.metrics, on_member_status=self.supervisor.wake.set,
+                                     on_self_address=self.supervisor.publish)
         self.api = API(self, load_or_create_token(config.token_file))
         self.exit_code = 0
         self._loop_error = Throttled("error", "event_loop_error")
@@ -159,16 +157,10 @@ class Agent:
         return Reply(202, {"reconcile": "started"})
 
     async def restart_service(self, name: str) -> Reply:
-        replicas = [r for r in self.supervisor.replicas.values() if r.spec.name == name and not r.spec.external]
-        if not replicas:
+        restarting = await self.supervisor.restart(name)
+        if not restarting:
             return Reply(404, {"error": f"no container service {name} on this node"})
-        for replica in replicas:
-            if replica.container_id:
-                await self.docker.stop(replica.container_id, self.config.supervisor.stop_timeout)
-            replica.retry_at = 0.0
-        log("info", "restart_requested", service=name, replicas=len(replicas))
-        self.supervisor.wake.set()
-        return Reply(202, {"restarting": [r.key for r in replicas]})
+        return Reply(202, {"restarting": restarting})
 
     async def drain_service(self, name: str, drain: bool, replicas: set[int] | None = None) -> Reply:
         if drain:

@@ -23,11 +23,14 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import NAME_RE
 from .connections import BACKLOG, ConnectionLimiter, WaitingConnection
 from .log import log
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 MAX_HEAD = 8 * 1024
 # Whole request head within this time, or the connection is closed (slow-loris clients).
@@ -181,10 +184,26 @@ def _replicas(query: str):
     return None
 
 
-class API:
-    """Routes requests to the agent's handlers; the agent passes itself as `agent`."""
+class AgentOperations(Protocol):
+    """What the API asks of the agent: the cluster's view, reports, and actions on this node."""
 
-    def __init__(self, agent: Any, token: str, limiter: ConnectionLimiter | None = None):
+    catalog: Catalog
+
+    def render_metrics(self) -> str: ...
+
+    def health_report(self) -> dict[str, Any]: ...
+
+    async def request_reconcile(self) -> Reply: ...
+
+    async def restart_service(self, name: str) -> Reply: ...
+
+    async def drain_service(self, name: str, drain: bool, replicas: set[int] | None = None) -> Reply: ...
+
+
+class API:
+    """Routes requests to the agent's operations."""
+
+    def __init__(self, agent: AgentOperations, token: str, limiter: ConnectionLimiter | None = None):
         self.agent = agent
         self._token = token.encode()
         self.limiter = limiter or ConnectionLimiter()

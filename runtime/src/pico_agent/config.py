@@ -135,61 +135,63 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
         "backoff_reset": number, "stop_timeout": int,
     })
 
+    # Defaults live in the dataclasses above, once: only what the file gives is checked and passed.
     node_name = top.get("node_name", socket.gethostname().split(".")[0].lower())
     if not NAME_RE.match(node_name):
         raise _problem(path, "node_name", node_name, "use lower-case letters, digits and '-' (a DNS label)")
-    binds = tuple(_address(path, "bind_addresses", str(a)) for a in top.get("bind_addresses", ["127.0.0.1"]))
-    if not binds:
-        raise _problem(path, "bind_addresses", [], "list at least one address (127.0.0.1 and the mesh address)")
-    domain = top.get("domain", "pico").strip(".").lower()
-    if not all(NAME_RE.match(label) for label in domain.split(".")):
-        raise _problem(path, "domain", domain, "not a DNS domain")
-    if top.get("log_level", "info") not in ("debug", "info", "warning", "error"):
-        raise _problem(path, "log_level", top["log_level"], "one of debug, info, warning, error")
-    rpc = serf.get("rpc_address", "127.0.0.1:7373")
-    host, sep, port = rpc.rpartition(":")
-    if not sep or not port.isdigit():
-        raise _problem(path, "serf.rpc_address", rpc, "use host:port")
-    _address(path, "serf.rpc_address", host.strip("[]"))
-    _port(path, "serf.rpc_address", int(port))
-    backoff_initial = _positive(path, "supervisor.backoff_initial", sup.get("backoff_initial", 1.0))
-    backoff_max = _positive(path, "supervisor.backoff_max", sup.get("backoff_max", 60.0))
-    if backoff_max < backoff_initial:
-        raise _problem(path, "supervisor.backoff_max", backoff_max, "must be at least supervisor.backoff_initial")
-    if not 0 <= top.get("dns_ttl", 0) <= 86400:
-        raise _problem(path, "dns_ttl", top["dns_ttl"], "0-86400 seconds")
-    advertise = top.get("advertise_address")
+    given: dict[str, Any] = {}
+    if "bind_addresses" in top:
+        given["bind_addresses"] = tuple(_address(path, "bind_addresses", str(a)) for a in top["bind_addresses"])
+        if not given["bind_addresses"]:
+            raise _problem(path, "bind_addresses", [], "list at least one address (127.0.0.1 and the mesh address)")
+    if "domain" in top:
+        given["domain"] = top["domain"].strip(".").lower()
+        if not all(NAME_RE.match(label) for label in given["domain"].split(".")):
+            raise _problem(path, "domain", given["domain"], "not a DNS domain")
+    if "log_level" in top:
+        if top["log_level"] not in ("debug", "info", "warning", "error"):
+            raise _problem(path, "log_level", top["log_level"], "one of debug, info, warning, error")
+        given["log_level"] = top["log_level"]
+    if "dns_ttl" in top:
+        if not 0 <= top["dns_ttl"] <= 86400:
+            raise _problem(path, "dns_ttl", top["dns_ttl"], "0-86400 seconds")
+        given["dns_ttl"] = top["dns_ttl"]
+    if "advertise_address" in top:
+        given["advertise_address"] = _address(path, "advertise_address", top["advertise_address"])
+    given.update({key: _port(path, key, top[key]) for key in ("http_port", "dns_port") if key in top})
+    given.update({key: Path(top[key]) for key in ("services_dir", "state_dir", "token_file", "plan_file") if key in top})
+    if top.get("cluster_id"):
+        given["cluster_id"] = top["cluster_id"]
+
+    serf_given: dict[str, Any] = {}
+    if "rpc_address" in serf:
+        host, sep, port = serf["rpc_address"].rpartition(":")
+        if not sep or not port.isdigit():
+            raise _problem(path, "serf.rpc_address", serf["rpc_address"], "use host:port")
+        _address(path, "serf.rpc_address", host.strip("[]"))
+        _port(path, "serf.rpc_address", int(port))
+        serf_given["rpc_address"] = serf["rpc_address"]
+    if "rpc_auth_file" in serf:
+        serf_given["rpc_auth_file"] = Path(serf["rpc_auth_file"])
+    if "sync_interval" in serf:
+        serf_given["sync_interval"] = _positive(path, "serf.sync_interval", serf["sync_interval"])
+
+    sup_given: dict[str, Any] = {key: _positive(path, f"supervisor.{key}", value)
+                                 for key, value in sup.items() if key != "docker_socket"}
+    if "stop_timeout" in sup_given:
+        sup_given["stop_timeout"] = int(sup_given["stop_timeout"])
+    if "docker_socket" in sup:
+        sup_given["docker_socket"] = Path(sup["docker_socket"])
+    supervisor = SupervisorConfig(**sup_given)
+    if supervisor.backoff_max < supervisor.backoff_initial:
+        raise _problem(path, "supervisor.backoff_max", supervisor.backoff_max, "must be at least supervisor.backoff_initial")
+
     return AgentConfig(
         node_name=node_name,
-        bind_addresses=binds,
-        advertise_address=_address(path, "advertise_address", advertise) if advertise else None,
-        http_port=_port(path, "http_port", top.get("http_port", 8500)),
-        dns_port=_port(path, "dns_port", top.get("dns_port", 8600)),
-        domain=domain,
-        dns_ttl=top.get("dns_ttl", 0),
-        services_dir=Path(top.get("services_dir", "/etc/pico-agent/services")),
-        state_dir=Path(top.get("state_dir", "/var/lib/pico-agent")),
-        token_file=Path(top.get("token_file", "/var/lib/pico-agent/api-token")),
-        plan_file=Path(top.get("plan_file", "/etc/pico-agent/plan.json")),
-        cluster_id=top.get("cluster_id") or None,
-        log_level=top.get("log_level", "info"),
-        serf=SerfConfig(
-            rpc_address=rpc,
-            rpc_auth_file=Path(serf["rpc_auth_file"]) if "rpc_auth_file" in serf else None,
-            sync_interval=_positive(path, "serf.sync_interval", serf.get("sync_interval", 30.0)),
-        ),
-        supervisor=SupervisorConfig(
-            docker_socket=Path(sup.get("docker_socket", "/run/docker.sock")),
-            interval=_positive(path, "supervisor.interval", sup.get("interval", 10.0)),
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            backoff_reset=_positive(path, "supervisor.backoff_reset", sup.get("backoff_reset", 60.0)),
-            stop_timeout=int(_positive(path, "supervisor.stop_timeout", sup.get("stop_timeout", 10))),
-        ),
-        failover=FailoverConfig(
-            hold_down=_positive(path, "failover.hold_down", fail.get("hold_down", 10.0)),
-            drain_time=_positive(path, "failover.drain_time", fail.get("drain_time", 3.0)),
-        ),
+        serf=SerfConfig(**serf_given),
+        supervisor=supervisor,
+        failover=FailoverConfig(**{key: _positive(path, f"failover.{key}", value) for key, value in fail.items()}),
+        **given,
     )
 
 

@@ -22,7 +22,11 @@ TAG_API, TAG_VERSION = "api", "cv"
 
 
 class Membership:
-    def __init__(self, config: AgentConfig, catalog: Catalog, metrics: Metrics):
+    def __init__(self, config: AgentConfig, catalog: Catalog, metrics: Metrics, *,
+                 on_member_status: Callable[[], None] = lambda: None,
+                 on_self_address: Callable[[], None] = lambda: None):
+        """on_member_status: a member changed status (failover decides at once, not at the next
+        tick); on_self_address: Serf told this node its own member address."""
         self.config = config
         self.catalog = catalog
         self.metrics = metrics
@@ -32,9 +36,8 @@ class Membership:
         self.publish_needed = asyncio.Event()
         self._fetching: dict[str, asyncio.Task] = {}
         self.self_address: str | None = None
-        self.on_self_address: Callable[[], None] = lambda: None
-        # Called when a member changes status: failover decides at once, not at the next tick.
-        self.on_member_status: Callable[[], None] = lambda: None
+        self.on_self_address = on_self_address
+        self.on_member_status = on_member_status
 
     @property
     def connected(self) -> bool:

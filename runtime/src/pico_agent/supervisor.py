@@ -110,7 +110,13 @@ def container_body(spec: ServiceSpec, index: int, node: str) -> dict[str, Any]:
 class Supervisor:
     def __init__(self, config: SupervisorConfig, services_dir, docker: DockerClient, node: str,
                  metrics: Metrics, on_catalog_change: Callable[[list[Instance]], None],
-                 restarts: dict[str, int] | None = None, on_restart: Callable[[], None] | None = None):
+                 restarts: dict[str, int] | None = None, on_restart: Callable[[], None] | None = None, *,
+                 address: Callable[[], str] = lambda: "127.0.0.1",
+                 takeovers: Callable[[], list[tuple[ServiceSpec, bool, int]]] = lambda: [],
+                 takeovers_changed: Callable[[float], bool] = lambda now: False):
+        """address: where peers reach this node's instances (the agent gives the Serf member address).
+        takeovers: the replicas this node runs for failed peers (failover.py), as (spec, drained,
+        replica number); takeovers_changed: run every loop, says whether they changed."""
         self.config = config
         self.services_dir = services_dir
         self.docker = docker
@@ -123,16 +129,13 @@ class Supervisor:
         self.restarts: dict[str, int] = dict(restarts or {})
         self.docker_problem: str | None = None
         self.directory_problem: str | None = None
-        # Where peers reach this node's instances; the agent points it at the Serf member address.
-        self.address: Callable[[], str] = lambda: "127.0.0.1"
+        self.address = address
         self.wake = asyncio.Event()
         self.wants_containers = asyncio.Event()
         self._may_have_containers = True  # until the first look: a removed service's containers
         self._last_docker_look = 0.0
-        # Replicas this node runs for failed peers (failover.py), as (spec, drained); and a hook
-        # run every loop that says whether they changed.
-        self.takeovers: Callable[[], list[tuple[ServiceSpec, bool]]] = lambda: []
-        self.takeovers_changed: Callable[[float], bool] = lambda now: False
+        self.takeovers = takeovers
+        self.takeovers_changed = takeovers_changed
 
     # -- desired state -------------------------------------------------------------------------
     def _stamp(self) -> tuple | None:
@@ -354,6 +357,19 @@ class Supervisor:
             log("info", "service_undrained", service=name, replicas=sorted(r.index for r in replicas))
             self.publish()
         return bool(replicas)
+
+    async def restart(self, name: str) -> list[str]:
+        """Stop this node's containers of `name` now; the next reconcile starts them again, with no
+        back-off. The replicas restarted (none: no container service of that name here)."""
+        replicas = [r for r in self.replicas.values() if r.spec.name == name and not r.spec.external]
+        for replica in replicas:
+            if replica.container_id:
+                await self.docker.stop(replica.container_id, self.config.stop_timeout)
+            replica.retry_at = 0.0
+        if replicas:
+            log("info", "restart_requested", service=name, replicas=len(replicas))
+            self.wake.set()
+        return sorted(r.key for r in replicas)
 
     def look_at_docker(self) -> None:
         """The next reconcile lists containers even if no service asks for one (API, SIGHUP)."""

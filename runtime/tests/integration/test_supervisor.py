@@ -92,6 +92,20 @@ def test_a_killed_container_is_restarted(node):
     assert restarts(node) == 1
 
 
+def test_a_restart_asked_through_the_api_starts_every_replica_again(node):
+    node.add_service(demo(free_ports(1)[0], replicas=2))
+    wait_for(lambda: len(healthy_local(node)) == 2, 30, what="2 healthy")
+
+    def started():
+        return {name: docker("inspect", "-f", "{{.State.StartedAt}}", name) for name in containers(node)}
+
+    before = started()
+    assert node.get("/v1/services/demo/restart", token=node.token, method="POST", body=b"") == (
+        202, {"restarting": ["demo-0", "demo-1"]})
+    wait_for(lambda: len(healthy_local(node)) == 2 and all(
+        when != before[name] for name, when in started().items()), 30, what="both started again and healthy")
+
+
 def test_a_container_that_exits_is_restarted_with_growing_back_off(node):
     # A command that exits at once: the container dies every time it starts.
     port = free_ports(1)[0]
