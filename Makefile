@@ -44,7 +44,7 @@ provision:
 	ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook site.yml
 
 unit:
-	pytest -q tests/unit collections/ansible_collections/pico/cloud/tests/unit runtime/tests/unit
+	pytest -q tests/unit lab/tests collections/ansible_collections/pico/cloud/tests/unit runtime/tests/unit
 
 lint:
 	ansible-lint --offline --profile production

@@ -1,34 +1,8 @@
 """A small lab of native nodes, brought up once for the integration tests and torn down after."""
-import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.playbook_run import PlaybookRun, expect_success, run_playbook
-
-REPO = Path(__file__).resolve().parents[2]
-LAB_NAME = "pico-it"
-LAB_SUBNET = "172.28.60.0/24"
-LAB_PORT_BASE = 2400
-# Two native nodes for speed, one emulated Pi Zero so the SSH path to ARMv6 is tested too.
-LAB_MIX = "native=2,pizero=1"
-NODES = ("native-1", "native-2", "pizero-1")
-NATIVE = ("native-1", "native-2")
-
-
-def lab_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False, env={**os.environ, **(env or {})})
-
-
-def playbook(inventory, *args, env=None) -> PlaybookRun:
-    """A run against this lab; judge it with expect_success / expect_unchanged / expect_refused."""
-    # a private fact cache: tests must not see facts of another lab
-    return run_playbook(inventory, *args, env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"),
-                                               **(env or {})})
+from tests.integration.lab_access import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NODES, lab_cli, playbook
+from tests.playbook_run import expect_success
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +24,3 @@ def converged(lab_inventory):
     result = playbook(lab_inventory, "site.yml", "-vv", env={"ANSIBLE_LOG_PATH": str(log)})
     expect_success(result, NODES, changed=True)
     return result, log.read_text()
-
-
-def node_exec(node, *cmd):
-    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
-
-
-def file_digest(node, path):
-    """SHA-256 of a file on a lab node: proof that a refused run left it as it was."""
-    return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()

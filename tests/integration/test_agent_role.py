@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from conftest import file_digest, node_exec, playbook
+from tests.integration.lab_access import file_digest, node_exec, playbook
 from lab.inventory import DEMO_SERVICE
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.pico.cloud.tests.unit.conftest import build_image_archive
 from lab.workloads import archive_path
 
-from conftest import NODES, node_exec, playbook
+from tests.integration.lab_access import NODES, node_exec, playbook
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 def node_state(node):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook
+from tests.integration.lab_access import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook
 from tests.playbook_run import expect_refused, expect_unchanged
 from lab import images
 from lab.shell import LabError

@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import yaml
-from conftest import NODES, REPO, node_exec
+from tests.integration.lab_access import NODES, REPO, node_exec
 
 
 def inventory_list(lab_inventory, tmp_path, **options):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import NODES, file_digest, node_exec, playbook
+from tests.integration.lab_access import NODES, file_digest, node_exec, playbook
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 CONFIG = "/boot/firmware/config.txt"

@@ -7,7 +7,7 @@ import time
 import pytest
 import yaml
 
-from conftest import LAB_NAME, NATIVE, NODES, file_digest, node_exec, playbook
+from tests.integration.lab_access import LAB_NAME, NATIVE, NODES, file_digest, node_exec, playbook
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 

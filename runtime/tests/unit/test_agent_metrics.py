@@ -1,0 +1,26 @@
+"""The /metrics text: catalog, restarts, local health, the board's temperature and throttling."""
+
+from pico_agent.catalog import Catalog, Instance
+from pico_agent.metrics import Metrics
+
+
+def test_metrics_text(tmp_path):
+    catalog = Catalog("a")
+    catalog.set_local([Instance("web", "a", "10.99.0.1", 80, "a/web-0")])
+    thermal = tmp_path / "temp"
+    thermal.write_text("48312\n")
+    throttled = tmp_path / "throttled"
+    throttled.write_text("50005\n")
+    metrics = Metrics()
+    metrics.observe_reconcile(0.25)
+    text = metrics.render(catalog, [{"service": "web", "health": "healthy"}], {"web": 3}, 1, True, thermal, throttled)
+    assert 'pico_service_instances{service="web"} 1' in text
+    assert 'pico_restarts_total{service="web"} 3' in text
+    assert 'pico_local_instances{service="web",health="healthy"} 1' in text
+    assert "pico_node_temperature_celsius 48.312" in text
+    assert 'pico_node_throttled{reason="under_voltage"} 1' in text
+    assert 'pico_node_throttled{reason="throttled"} 1' in text
+    assert 'pico_node_throttled_since_boot{reason="under_voltage"} 1' in text
+    assert "pico_reconcile_duration_seconds_count 1" in text
+    absent = metrics.render(catalog, [], {}, 0, False, tmp_path / "x", tmp_path / "y")
+    assert "temperature" not in absent and "pico_serf_connected 0" in absent

@@ -1,0 +1,39 @@
+"""How the integration tests reach their lab: its name and shape, the lab CLI, playbook runs
+against it, and commands on its nodes. The fixtures that bring it up are in conftest.py."""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.playbook_run import PlaybookRun, run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_NAME = "pico-it"
+LAB_SUBNET = "172.28.60.0/24"
+LAB_PORT_BASE = 2400
+# Two native nodes for speed, one emulated Pi Zero so the SSH path to ARMv6 is tested too.
+LAB_MIX = "native=2,pizero=1"
+NODES = ("native-1", "native-2", "pizero-1")
+NATIVE = ("native-1", "native-2")
+
+
+def lab_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, capture_output=True, text=True,
+                          check=False, env={**os.environ, **(env or {})})
+
+
+def playbook(inventory, *args, env=None) -> PlaybookRun:
+    """A run against this lab; judge it with expect_success / expect_unchanged / expect_refused."""
+    # a private fact cache: tests must not see facts of another lab
+    return run_playbook(inventory, *args, env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"),
+                                               **(env or {})})
+
+
+def node_exec(node, *cmd):
+    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
+
+
+def file_digest(node, path):
+    """SHA-256 of a file on a lab node: proof that a refused run left it as it was."""
+    return hashlib.sha256(node_exec(node, "cat", path).encode()).hexdigest()
