@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import benchlib  # noqa: E402
-from lab import cluster, images, workloads  # noqa: E402
+from lab import cluster, images, model, workloads  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-speed", "172.28.82.0/24", 2700
 BOARDS = {"pizero": "pizero-1", "pizero2": "pizero2-1"}
@@ -123,7 +123,7 @@ def main() -> None:
         print(json.dumps({"make_lab": make_lab(args.bare)}, indent=2))
         return
 
-    with benchlib.own_lab(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (lab, inventory):
+    with benchlib.own_lab(NAME, model.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (lab, inventory):
         first_s, output = benchlib.playbook_output(inventory, "site.yml")
         first_changed = {host: c["changed"] for host, c in benchlib.recap(output).items()}
         lab.wait_for_services(300)
@@ -136,7 +136,7 @@ def main() -> None:
             agent_kb, demo_kb = benchlib.node_exec(NAME, node, "bash", "-c", RSS_SCRIPT).split()
             memory[kind] = {"agent_rss_mb": round(int(agent_kb) / 1024, 1), "demo_container_rss_mb": round(int(demo_kb) / 1024, 1)}
         report: dict[str, object] = {
-            "lab": {"mix": cluster.DEFAULT_MIX, "machines": {kind: benchlib.node_exec(NAME, node, "uname", "-m").strip()
+            "lab": {"mix": model.DEFAULT_MIX, "machines": {kind: benchlib.node_exec(NAME, node, "uname", "-m").strip()
                                                               for kind, node in BOARDS.items()}},
             "first_provision_s": round(first_s, 1),
             "first_provision_changed": first_changed,

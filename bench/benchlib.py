@@ -51,12 +51,12 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 @contextmanager
 def own_lab(name: str, mix: str, subnet: str, port_base: int, keep: bool = False):
     """A fresh lab of the bench's own, taken down afterwards unless keep: yields (lab, inventory)."""
-    from lab import cluster  # the bench put REPO on sys.path first
+    from lab import cluster, model  # the bench put REPO on sys.path first
 
     inventory = REPO / ".lab" / name / "hosts.yml"
     lab = cluster.Lab(name, REPO / ".lab", inventory)
     lab.down()
-    lab.up(cluster.plan(name, mix, subnet, port_base))
+    lab.up(model.plan(name, mix, subnet, port_base))
     try:
         yield lab, inventory
     finally:

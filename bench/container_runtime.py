@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import benchlib  # noqa: E402
-from lab import cluster, workloads  # noqa: E402
+from lab import cluster, model, workloads  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-rt", "172.28.81.0/24", 2650
 NODES = {"podman": "native-1", "docker": "native-2"}
@@ -109,7 +109,7 @@ def main() -> None:
     inventory = state / NAME / "hosts.yml"
     lab = cluster.Lab(NAME, state, inventory)
     lab.down()
-    lab.up(cluster.plan(NAME, "native=2", SUBNET, PORT_BASE))
+    lab.up(model.plan(NAME, "native=2", SUBNET, PORT_BASE))
     try:
         host_vars = inventory.parent / "host_vars"
         host_vars.mkdir(exist_ok=True)

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import benchlib  # noqa: E402
-from lab import cluster  # noqa: E402
+from lab import model  # noqa: E402
 from lab.board_load import BoardLoad  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-rollout", "172.28.83.0/24", 2750
@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
-    with benchlib.own_lab(NAME, cluster.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (_, inventory):
+    with benchlib.own_lab(NAME, model.DEFAULT_MIX, SUBNET, PORT_BASE, keep=args.keep) as (_, inventory):
         (inventory.parent / "no-pins.json").write_text(json.dumps({"pico_agent_services": []}))
         benchlib.playbook(inventory, "site.yml", "-e", f"@{inventory.parent / 'no-pins.json'}")
         first_s, _ = deploy(inventory, [web("1.0.0")])
@@ -97,7 +97,7 @@ def main() -> None:
                                           expect_failure=True)
         rollback_s = sum(s for name, s in task_seconds(failed_out) if name.split(" : ")[-1] in ROLLBACK_TASKS)
         report = {
-            "lab": {"mix": cluster.DEFAULT_MIX, "client": CLIENT, "service": "web: 3 replicas, one per board"},
+            "lab": {"mix": model.DEFAULT_MIX, "client": CLIENT, "service": "web: 3 replicas, one per board"},
             "first_deploy_s": round(first_s, 1),
             "rolling_update": {"wall_s": round(update_s, 1), "batches": len(batches),
                                "per_batch_s": batches,

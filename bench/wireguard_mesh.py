@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import benchlib  # noqa: E402
-from lab import cluster  # noqa: E402
+from lab import cluster, model  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench", "172.28.80.0/24", 2600
 PING_INTERVAL_S = 0.1
@@ -92,7 +92,7 @@ def lost(output: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mix", default=cluster.DEFAULT_MIX)
+    parser.add_argument("--mix", default=model.DEFAULT_MIX)
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
@@ -100,7 +100,7 @@ def main() -> None:
     inventory = state / NAME / "hosts.yml"
     lab = cluster.Lab(NAME, state, inventory)
     lab.down()
-    spec = cluster.plan(NAME, args.mix, SUBNET, PORT_BASE)
+    spec = model.plan(NAME, args.mix, SUBNET, PORT_BASE)
     lab.up(spec)
     try:
         nodes = [n.name for n in spec.nodes]

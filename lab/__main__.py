@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import cluster, images, workloads
+from . import cluster, images, model, workloads
 from .inventory import DEMO_SERVICE
 from .shell import LabError
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("images", help="build the node images and demo workload archives whose recipe changed (cached)")
-    build.add_argument("--kind", action="append", choices=sorted(images.KINDS), help="only this kind (repeatable)")
+    build.add_argument("--kind", action="append", choices=sorted(model.KINDS), help="only this kind (repeatable)")
     build.add_argument("--force", action="store_true", help="rebuild even when an image of the recipe exists")
 
     for name, text in (("up", "start a lab and write its inventory"), ("status", "show the lab's nodes and their services"),
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--name", default="pico", help="lab name; several labs may run side by side (default: pico)")
         cmd.add_argument("--inventory", type=Path, help=f"inventory file to write (default: {DEFAULT_INVENTORY.relative_to(REPO_ROOT)} for the lab 'pico')")
         if name == "up":
-            cmd.add_argument("--mix", default=cluster.DEFAULT_MIX, help=f"nodes per kind (default: {cluster.DEFAULT_MIX}); kinds: {', '.join(images.KINDS)}")
-            cmd.add_argument("--subnet", default=cluster.DEFAULT_SUBNET, help=f"lab network (default: {cluster.DEFAULT_SUBNET})")
+            cmd.add_argument("--mix", default=model.DEFAULT_MIX, help=f"nodes per kind (default: {model.DEFAULT_MIX}); kinds: {', '.join(model.KINDS)}")
+            cmd.add_argument("--subnet", default=model.DEFAULT_SUBNET, help=f"lab network (default: {model.DEFAULT_SUBNET})")
             cmd.add_argument("--ssh-port-base", type=int, default=cluster.DEFAULT_SSH_PORT_BASE,
                              help="node i's SSH is published on 127.0.0.1:BASE+i (default: %(default)s)")
         if name == "ready":
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # so a killed build still cleans up after itself
     try:
         if args.command == "images":
-            kinds = [images.get_kind(k) for k in (args.kind or images.KINDS)]
+            kinds = [model.get_kind(k) for k in (args.kind or model.KINDS)]
             for ref in images.ensure_images(kinds, STATE_ROOT / "logs", force=args.force):
                 print(f"lab: image {ref} ready")
             built = {w for ws in workloads.ensure_workloads(kinds).values() for w in ws}
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         inventory = args.inventory or (DEFAULT_INVENTORY if args.name == "pico" else STATE_ROOT / args.name / "hosts.yml")
         lab = cluster.Lab(args.name, STATE_ROOT, inventory.resolve())
         if args.command == "up":
-            print(f"lab: {lab.up(cluster.plan(args.name, args.mix, args.subnet, args.ssh_port_base))}")
+            print(f"lab: {lab.up(model.plan(args.name, args.mix, args.subnet, args.ssh_port_base))}")
             _print_status(lab)
         elif args.command == "status":
             _print_status(lab)

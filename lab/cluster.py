@@ -7,7 +7,6 @@ people who want to `ssh -p` in by hand.
 from __future__ import annotations
 
 import base64
-import hashlib
 import ipaddress
 import json
 import os
@@ -15,20 +14,16 @@ import secrets
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import images, workloads
+from .model import LabSpec, Node
 from .inventory import render_inventory
 from .shell import LabError, require_tools, run
 
 LABEL = "pico.lab"
-DEFAULT_MIX = "pizero=2,pizero2=1"
-DEFAULT_SUBNET = "172.28.10.0/24"
 DEFAULT_SSH_PORT_BASE = 2220
-FIRST_HOST_OFFSET = 11  # .1 is the bridge; nodes start at .11 so they are easy to tell apart
 BOOT_TIMEOUT_S = 240
-MAX_NODES = 32
 
 # systemd as PID 1 without --privileged (which fails on machines lacking CAP_SYS_RESOURCE).
 NODE_RUN_FLAGS = [
@@ -38,68 +33,6 @@ NODE_RUN_FLAGS = [
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--device", "/dev/net/tun",
     "--stop-signal", "SIGRTMIN+3",
 ]
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str  # inventory hostname and the node's hostname
-    kind: str
-    address: str
-    ssh_port: int  # published on 127.0.0.1
-
-
-@dataclass(frozen=True)
-class LabSpec:
-    name: str
-    subnet: str
-    nodes: tuple[Node, ...]
-
-    @property
-    def network(self) -> str:
-        return f"{self.name}-lab"
-
-    def container(self, node: Node) -> str:
-        return f"{self.name}-lab-{node.name}"
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def parse_mix(text: str) -> list[tuple[str, int]]:
-    """'pizero=2,pizero2=1' -> [('pizero', 2), ('pizero2', 1)], validated."""
-    mix: list[tuple[str, int]] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        kind, sep, count = part.partition("=")
-        images.get_kind(kind.strip())
-        if not sep or not count.strip().isdigit():
-            raise LabError(f"bad node mix entry {part!r}: write KIND=COUNT, e.g. --mix {DEFAULT_MIX}")
-        mix.append((kind.strip(), int(count)))
-    total = sum(count for _, count in mix)
-    if not 1 <= total <= MAX_NODES:
-        raise LabError(f"node mix {text!r} asks for {total} nodes: a lab has 1 to {MAX_NODES}")
-    return mix
-
-
-def plan(name: str, mix_text: str, subnet_text: str, ssh_port_base: int) -> LabSpec:
-    if not name.replace("-", "").isalnum() or not name[:1].isalpha():
-        raise LabError(f"bad lab name {name!r}: use letters, digits and '-', starting with a letter")
-    try:
-        subnet = ipaddress.IPv4Network(subnet_text)
-    except ValueError as exc:
-        raise LabError(f"bad subnet {subnet_text!r} ({exc}): give an IPv4 network such as {DEFAULT_SUBNET}") from None
-    mix = parse_mix(mix_text)
-    hosts = list(subnet.hosts())
-    total = sum(count for _, count in mix)
-    if len(hosts) < FIRST_HOST_OFFSET - 1 + total:
-        raise LabError(f"subnet {subnet} is too small for {total} nodes: use a /24 such as {DEFAULT_SUBNET}")
-    if not 1024 <= ssh_port_base <= 65535 - total:
-        raise LabError(f"bad SSH port base {ssh_port_base}: choose a number between 1024 and {65535 - total}")
-    nodes, index = [], 0
-    for kind, count in mix:
-        for n in range(1, count + 1):
-            index += 1
-            nodes.append(Node(f"{kind}-{n}", kind, str(hosts[FIRST_HOST_OFFSET - 2 + index]), ssh_port_base + index))
-    return LabSpec(name, str(subnet), tuple(nodes))
 
 
 def _json_or_none(text: str) -> dict | None:
@@ -157,8 +90,8 @@ class Lab:
             return None
         try:
             data = json.loads(self.state_file.read_text())
-            return LabSpec(data["name"], data["subnet"], tuple(Node(**n) for n in data["nodes"]))
-        except (ValueError, KeyError, TypeError) as exc:
+            return LabSpec.from_json(data)
+        except (ValueError, KeyError, TypeError, LabError) as exc:
             raise LabError(f"lab state {self.state_file} is unreadable ({exc}): run `python3 -m lab down --name {self.name}`") from None
 
     # -- up ----------------------------------------------------------------------------------
@@ -176,15 +109,15 @@ class Lab:
             raise LabError(
                 f"lab {self.name!r} is already running with a different shape ({len(existing)} containers): "
                 f"run `make lab-down` first, or give this one another --name and --subnet")
-        kinds = sorted({node.kind for node in spec.nodes})
+        kinds = spec.kinds()
         for kind in kinds:
-            images.check_binfmt(images.get_kind(kind))
-            images.check_native_runtime(images.get_kind(kind))
+            images.check_binfmt(kind)
+            images.check_native_runtime(kind)
         self._remove(spec.network, [])  # a network this lab left behind (dockerd killed mid-way)
         self._check_subnet_free(spec)
         self._check_ports_free(spec)
-        images.ensure_images([images.get_kind(k) for k in kinds], self.log_dir)
-        workloads.ensure_workloads([images.get_kind(k) for k in kinds])
+        images.ensure_images(kinds, self.log_dir)
+        workloads.ensure_workloads(kinds)
         self._make_key()
         try:
             run(["docker", "network", "create", "--subnet", spec.subnet, "--label", f"{LABEL}={self.name}", spec.network],
@@ -196,7 +129,7 @@ class Lab:
         except (LabError, KeyboardInterrupt):
             self._remove(spec.network)
             raise
-        self.state_file.write_text(json.dumps(asdict(spec), indent=2) + "\n")
+        self.state_file.write_text(json.dumps(spec.to_json(), indent=2) + "\n")
         self._write_inventory(spec)
         return f"lab {self.name!r} is up: {len(spec.nodes)} nodes, inventory {self.inventory_path}"
 
@@ -247,7 +180,7 @@ class Lab:
                 what="generating the lab SSH key")
 
     def _start_node(self, spec: LabSpec, node: Node) -> None:
-        kind = images.get_kind(node.kind)
+        kind = node.kind
         env = ["-e", f"QEMU_CPU={kind.qemu_cpu}"] if kind.qemu_cpu else []
         run(["docker", "run", "-d", "--name", spec.container(node), "--hostname", node.name,
              "--network", spec.network, "--ip", node.address, "-p", f"127.0.0.1:{node.ssh_port}:22",
@@ -289,7 +222,7 @@ class Lab:
 
     def _write_inventory(self, spec: LabSpec) -> None:
         self._make_gossip_key()
-        demo = workloads.ensure_workloads([images.get_kind(k) for k in sorted({n.kind for n in spec.nodes})])
+        demo = workloads.ensure_workloads(spec.kinds())
         self.inventory_path.parent.mkdir(parents=True, exist_ok=True)
         self.inventory_path.write_text(render_inventory(spec, str(self.key.resolve()), self.ssh_common_args(), demo,
                                                         gossip_key_path=str(self.gossip_key.resolve())))
@@ -307,7 +240,7 @@ class Lab:
             state = containers.get(container, {}).get("state", "missing")
             machine, health, members = ("", None, None) if state != "running" else self._look_at(container)
             mesh.update(members or {})
-            rows.append({"node": node.name, "kind": node.kind, "machine": machine, "address": node.address,
+            rows.append({"node": node.name, "kind": node.kind.name, "machine": machine, "address": node.address,
                          "mesh": "", "ssh": f"127.0.0.1:{node.ssh_port}", "state": state,
                          "services": _services_text(health)})
         for row in rows:

@@ -16,9 +16,10 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from .model import NodeKind
 from .shell import LabError, require_tools, run, stop_all
 
 SUITE = "bookworm"
@@ -26,26 +27,6 @@ IMAGE_REPO = "pico-lab"
 DEB_CACHE = Path("/var/cache/pico-lab/debootstrap")
 BUILD_TIMEOUT_S = 2400
 
-
-@dataclass(frozen=True)
-class NodeKind:
-    name: str
-    debian_arch: str
-    docker_platform: str
-    qemu_cpu: str | None  # QEMU_CPU for qemu-user: the exact CPU of the board
-    binfmt: str | None  # binfmt_misc handler the host needs to run this architecture
-    board: str  # what the node stands for; becomes pico_board in the inventory
-
-
-KINDS: dict[str, NodeKind] = {
-    # Pi Zero / Zero W: ARM1176JZF-S (ARMv6). armel is Debian's ARMv6-safe port; qemu's arm1176
-    # CPU makes any ARMv7-only instruction crash, as it would on the board.
-    "pizero": NodeKind("pizero", "armel", "linux/arm/v6", "arm1176", "qemu-arm", "pizero"),
-    # Pi Zero 2 W: Cortex-A53, 64-bit.
-    "pizero2": NodeKind("pizero2", "arm64", "linux/arm64", "cortex-a53", "qemu-aarch64", "pizero2"),
-    # The build machine's own architecture, for fast tests of things that emulation cannot run.
-    "native": NodeKind("native", "amd64", "linux/amd64", None, None, "native"),
-}
 
 # What a node needs to boot, take SSH and run Ansible, plus what the roles install (the base
 # package set, WireGuard's userspace tools) so the lab converges without a download.
@@ -233,13 +214,6 @@ def image_ref(kind: NodeKind) -> str:
 
 def latest_ref(kind: NodeKind) -> str:
     return f"{IMAGE_REPO}/{kind.name}:latest"
-
-
-def get_kind(name: str) -> NodeKind:
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise LabError(f"unknown node kind {name!r}: choose from {', '.join(KINDS)}") from None
 
 
 def image_exists(ref: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .images import get_kind
 from .workloads import DEMO_IMAGE, DEMO_PORT, DEMO_VERSIONS
 
 # The lab's workload: the demo service on every board, kept running and published by the agent.
@@ -50,11 +49,11 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
         lines += ["        # The lab's workload: the demo service on every board (lab/inventory.py).",
                   f"        pico_agent_services: [{json.dumps(DEMO_SERVICE)}]"]
     lines.append("      children:")
-    for kind in sorted({node.kind for node in spec.nodes}):
-        lines += [f"        {kind}:", "          vars:", f"            pico_board: {get_kind(kind).board}"]
-        if workloads and workloads.get(kind):
+    for kind in spec.kinds():
+        lines += [f"        {kind.name}:", "          vars:", f"            pico_board: {kind.board}"]
+        if workloads and workloads.get(kind.name):
             lines.append("            pico_container_runtime_images:")
-            for workload in workloads[kind]:
+            for workload in workloads[kind.name]:
                 lines += [f"              - name: {workload.name}", f"                archive: {json.dumps(str(workload.archive))}",
                           f"                digest: {workload.image_id}"]
         lines.append("          hosts:")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import images
+from .model import NodeKind
 from .shell import LabError, run
 
 DEMO_IMAGE = "pico/demo"
@@ -61,13 +62,13 @@ def archive_path(arch: str, version: str) -> Path:
     return WORKLOAD_DIR / f"pico-demo_{version}_{arch}.tar"
 
 
-def recipe_hash(kind: images.NodeKind) -> str:
+def recipe_hash(kind: NodeKind) -> str:
     source = hashlib.sha256(Path(__file__).read_bytes() + APP_SOURCE.read_bytes()).hexdigest()
     blob = json.dumps({"node": images.recipe_hash(kind), "source": source, "versions": DEMO_VERSIONS})
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def ensure_workloads(kinds: list[images.NodeKind]) -> dict[str, list[Workload]]:
+def ensure_workloads(kinds: list[NodeKind]) -> dict[str, list[Workload]]:
     """Build the demo archives each kind's architecture lacks; return them by kind name."""
     by_arch: dict[str, list[Workload]] = {}
     for kind in kinds:
@@ -76,7 +77,7 @@ def ensure_workloads(kinds: list[images.NodeKind]) -> dict[str, list[Workload]]:
     return {kind.name: by_arch[kind.debian_arch] for kind in kinds}
 
 
-def _ensure_arch(kind: images.NodeKind) -> list[Workload]:
+def _ensure_arch(kind: NodeKind) -> list[Workload]:
     arch = kind.debian_arch
     stamp = WORKLOAD_DIR / f"pico-demo_{arch}.recipe"
     wanted = recipe_hash(kind)

@@ -5,12 +5,12 @@ import sys
 
 import yaml
 
-from lab import cluster
+from lab import model
 from lab.inventory import render_inventory
 
 
 def test_inventory_groups_nodes_by_board(tmp_path):
-    spec = cluster.plan("pico", "pizero=2,pizero2=1", cluster.DEFAULT_SUBNET, 2220)
+    spec = model.plan("pico", "pizero=2,pizero2=1", model.DEFAULT_SUBNET, 2220)
     text = render_inventory(spec, "/state/it's key", ["-o", "UserKnownHostsFile=/state/known hosts"])
     data = yaml.safe_load(text)
     nodes = data["all"]["children"]["pico_nodes"]
@@ -37,7 +37,7 @@ def test_each_board_group_gets_its_architectures_demo_images():
 
     from lab.workloads import Workload
 
-    spec = cluster.plan("pico", "pizero=1,native=1", cluster.DEFAULT_SUBNET, 2220)
+    spec = model.plan("pico", "pizero=1,native=1", model.DEFAULT_SUBNET, 2220)
     demo = {
         "pizero": [Workload("pico/demo:1.0.0", "1.0.0", "armel", Path("/cache/pico-demo_1.0.0_armel.tar"), "sha256:" + "a" * 64)],
         "native": [Workload("pico/demo:1.0.0", "1.0.0", "amd64", Path("/cache/pico-demo_1.0.0_amd64.tar"), "sha256:" + "b" * 64)],
@@ -52,7 +52,7 @@ def test_each_board_group_gets_its_architectures_demo_images():
 def test_the_gossip_key_is_looked_up_from_its_file_not_written_into_the_inventory(tmp_path):
     key = tmp_path / "lab's gossip.key"
     key.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMw==\n")
-    spec = cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+    spec = model.plan("pico", "pizero=1", model.DEFAULT_SUBNET, 2220)
     text = render_inventory(spec, "/k", [], gossip_key_path=str(key))
     assert "c2VjcmV0" not in text
     path = tmp_path / "hosts.yml"
@@ -68,7 +68,7 @@ def test_a_lab_with_workloads_runs_the_demo_service_on_every_node():
     from lab.inventory import DEMO_SERVICE
     from lab.workloads import Workload
 
-    spec = cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+    spec = model.plan("pico", "pizero=1", model.DEFAULT_SUBNET, 2220)
     demo = {"pizero": [Workload("pico/demo:1.0.0", "1.0.0", "armel", Path("/c/a.tar"), "sha256:" + "a" * 64)]}
     nodes = yaml.safe_load(render_inventory(spec, "/k", [], demo))["all"]["children"]["pico_nodes"]
     assert nodes["vars"]["pico_agent_services"] == [DEMO_SERVICE]

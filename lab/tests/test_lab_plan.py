@@ -1,21 +1,21 @@
 """The lab's node planning and input validation: every bad input is a LabError naming the fix."""
 import pytest
 
-from lab import cluster, images
+from lab import cluster, images, model
 from lab.shell import LabError
 
 
 def test_default_lab_is_two_pizero_and_one_pizero2():
-    spec = cluster.plan("pico", cluster.DEFAULT_MIX, cluster.DEFAULT_SUBNET, 2220)
-    assert [(n.name, n.kind) for n in spec.nodes] == [("pizero-1", "pizero"), ("pizero-2", "pizero"), ("pizero2-1", "pizero2")]
+    spec = model.plan("pico", model.DEFAULT_MIX, model.DEFAULT_SUBNET, 2220)
+    assert [(n.name, n.kind.name) for n in spec.nodes] == [("pizero-1", "pizero"), ("pizero-2", "pizero"), ("pizero2-1", "pizero2")]
     assert [n.address for n in spec.nodes] == ["172.28.10.11", "172.28.10.12", "172.28.10.13"]
     assert [n.ssh_port for n in spec.nodes] == [2221, 2222, 2223]
 
 
 def test_spec_fingerprint_changes_with_shape():
-    one = cluster.plan("pico", "pizero=2", "172.28.10.0/24", 2220)
-    two = cluster.plan("pico", "pizero=3", "172.28.10.0/24", 2220)
-    assert one.fingerprint() == cluster.plan("pico", "pizero=2", "172.28.10.0/24", 2220).fingerprint()
+    one = model.plan("pico", "pizero=2", "172.28.10.0/24", 2220)
+    two = model.plan("pico", "pizero=3", "172.28.10.0/24", 2220)
+    assert one.fingerprint() == model.plan("pico", "pizero=2", "172.28.10.0/24", 2220).fingerprint()
     assert one.fingerprint() != two.fingerprint()
 
 
@@ -31,7 +31,7 @@ def test_spec_fingerprint_changes_with_shape():
 )
 def test_bad_mix_is_rejected_with_the_fix(mix, message):
     with pytest.raises(LabError, match=message):
-        cluster.parse_mix(mix)
+        model.parse_mix(mix)
 
 
 @pytest.mark.parametrize(
@@ -40,14 +40,14 @@ def test_bad_mix_is_rejected_with_the_fix(mix, message):
 )
 def test_bad_subnet_is_rejected(subnet, message):
     with pytest.raises(LabError, match=message):
-        cluster.plan("pico", "pizero=3", subnet, 2220)
+        model.plan("pico", "pizero=3", subnet, 2220)
 
 
 def test_bad_lab_name_and_port_base_are_rejected():
     with pytest.raises(LabError, match="bad lab name"):
-        cluster.plan("-x", "pizero=1", cluster.DEFAULT_SUBNET, 2220)
+        model.plan("-x", "pizero=1", model.DEFAULT_SUBNET, 2220)
     with pytest.raises(LabError, match="bad SSH port base"):
-        cluster.plan("pico", "pizero=1", cluster.DEFAULT_SUBNET, 80)
+        model.plan("pico", "pizero=1", model.DEFAULT_SUBNET, 80)
 
 
 def test_busy_port_is_reported_before_anything_starts():
@@ -56,25 +56,25 @@ def test_busy_port_is_reported_before_anything_starts():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        spec = cluster.plan("pico", "native=1", cluster.DEFAULT_SUBNET, port - 1)
+        spec = model.plan("pico", "native=1", model.DEFAULT_SUBNET, port - 1)
         with pytest.raises(LabError, match=f"port 127.0.0.1:{port} .* is in use: pass another --ssh-port-base"):
             cluster.Lab._check_ports_free(spec)
 
 
 def test_kinds_emulate_the_boards():
-    assert images.KINDS["pizero"].qemu_cpu == "arm1176"
-    assert images.KINDS["pizero"].debian_arch == "armel"
-    assert images.KINDS["pizero2"].debian_arch == "arm64"
+    assert model.KINDS["pizero"].qemu_cpu == "arm1176"
+    assert model.KINDS["pizero"].debian_arch == "armel"
+    assert model.KINDS["pizero2"].debian_arch == "arm64"
 
 
 def test_recipe_hash_is_stable_and_follows_the_recipe(monkeypatch):
-    kind = images.KINDS["pizero"]
+    kind = model.KINDS["pizero"]
     first = images.recipe_hash(kind)
     assert first == images.recipe_hash(kind)
     assert images.image_ref(kind) == f"pico-lab/pizero:{first}"
     monkeypatch.setattr(images, "PACKAGES", images.PACKAGES + ("htop",))
     assert images.recipe_hash(kind) != first
-    assert images.recipe_hash(images.KINDS["native"]) != images.recipe_hash(kind)
+    assert images.recipe_hash(model.KINDS["native"]) != images.recipe_hash(kind)
 
 
 def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch, tmp_path):
@@ -96,13 +96,13 @@ def test_mirror_comes_from_apt_sources_unless_overridden(monkeypatch, tmp_path):
 
 
 def test_emulated_recipes_follow_the_native_runtime_they_copy(monkeypatch):
-    kind = images.KINDS["pizero2"]
+    kind = model.KINDS["pizero2"]
     first = images.recipe_hash(kind)
     monkeypatch.setattr(images, "native_runtime_digest", lambda: "another-crun")
     assert images.recipe_hash(kind) != first
-    assert "native_runtime" not in images.recipe(images.KINDS["native"])  # native nodes use their own
+    assert "native_runtime" not in images.recipe(model.KINDS["native"])  # native nodes use their own
     # Inside an emulated board, Podman uses the copied crun and hands the board's CPU to containers.
-    setup = images.setup_script(images.KINDS["pizero"])
+    setup = images.setup_script(model.KINDS["pizero"])
     assert f'crun-native = ["{images.NODE_CRUN}"]' in setup and '"QEMU_CPU=arm1176"' in setup
     assert [dest for _, dest in images.native_runtime_files()][:1] == [images.NODE_CRUN.lstrip("/")]
     assert images.NATIVE_LOADER in [dest for _, dest in images.native_runtime_files()]
@@ -115,7 +115,7 @@ def test_a_machine_without_crun_is_told_the_fix_before_any_lab_exists(monkeypatc
     lab = cluster.Lab("unit-nocrun", tmp_path, tmp_path / "hosts.yml")
     with pytest.raises(LabError, match=r"pizero nodes run their containers with this machine's own crun, and "
                                        r".*no-crun is missing: run `make bootstrap`"):
-        lab.up(cluster.plan("unit-nocrun", "pizero=1", "172.28.99.0/24", 2990))
+        lab.up(model.plan("unit-nocrun", "pizero=1", "172.28.99.0/24", 2990))
     networks = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True,
                               check=True).stdout.split()
     assert "unit-nocrun-lab" not in networks

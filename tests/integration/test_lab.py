@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.lab_access import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook
 from tests.playbook_run import expect_refused, expect_unchanged
-from lab import images
+from lab import images, model
 from lab.shell import LabError
 
 
@@ -102,7 +102,7 @@ def _lab_resources(name):
 def test_failed_image_build_leaves_no_image_and_no_rootfs(tmp_path, monkeypatch):
     """debootstrap against a mirror that refuses connections fails; nothing is tagged or left in /var/tmp."""
     monkeypatch.setenv("PICO_LAB_MIRROR", "http://127.0.0.1:9/debian")
-    kind = images.KINDS["native"]
+    kind = model.KINDS["native"]
     ref = "pico-lab/native:failed-build-test"
     before = set(_var_tmp_builds())
     with pytest.raises(LabError, match="debootstrap of the native root file system failed"):
