@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "runtime" / "tests"))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
+
+REPO = benchlib.REPO
 
 from agentlab import AgentLab, PortListener, free_ports, wait_for  # noqa: E402
 

@@ -26,15 +26,15 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "runtime" / "tests"))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
+
+REPO = benchlib.REPO
 
 from agentlab import AgentLab, RSSPeak, accept_queue, free_ports, parse_metrics, wait_for  # noqa: E402
 from dnslib import DNSRecord, EDNS0  # noqa: E402

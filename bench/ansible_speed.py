@@ -35,10 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 from lab import cluster, images, model, workloads  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-speed", "172.28.82.0/24", 2700

@@ -1,6 +1,8 @@
-"""What every benchmark needs: commands on its own lab's nodes and timed playbook runs."""
+"""What every benchmark needs: the project's modules importable, commands on its own lab's nodes
+and timed playbook runs. Every bench imports it first."""
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import statistics
@@ -11,6 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _import_roots() -> list[Path]:
+    """The directories pytest.ini puts on sys.path (the repository for lab/ and tests/, the
+    collections, the agent's sources and its test harness): tests and benches share one list."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "pytest.ini")
+    return [REPO / entry for entry in config["pytest"]["pythonpath"].split()]
+
+
+sys.path[:0] = [str(root) for root in _import_roots() if str(root) not in sys.path]
 # The ansible-playbook of the Python running the bench (.venv/bin/python bench/...), PATH or not.
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook")) \
     if Path(sys.executable).with_name("ansible-playbook").exists() else "ansible-playbook"
@@ -51,7 +64,7 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 @contextmanager
 def own_lab(name: str, mix: str, subnet: str, port_base: int, keep: bool = False):
     """A fresh lab of the bench's own, taken down afterwards unless keep: yields (lab, inventory)."""
-    from lab import cluster, model  # the bench put REPO on sys.path first
+    from lab import cluster, model
 
     inventory = REPO / ".lab" / name / "hosts.yml"
     lab = cluster.Lab(name, REPO / ".lab", inventory)

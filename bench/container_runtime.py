@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 from lab import cluster, model, workloads  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench-rt", "172.28.81.0/24", 2650

@@ -24,12 +24,10 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 
 NAME, SUBNET, PORT_BASE = "pico-bench-failover", "172.28.84.0/24", 2780
 PORT = 8095

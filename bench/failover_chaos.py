@@ -36,12 +36,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "runtime" / "tests"))
-sys.path.insert(0, str(REPO / "runtime" / "src"))
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 
 from agentlab import (DOCKER_SOCKET, ROLE_SERF_SETTINGS, NetnsLab, failover_plan, load_demo_image,  # noqa: E402
                       plan_restored, remove_containers, use_plan, wait_for, worker_containers, worker_copies,

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "collections"))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
+
+REPO = benchlib.REPO
 
 from ansible_collections.pico.cloud.plugins.module_utils._placement import moves, plan, validate_services  # noqa: E402
 

@@ -23,10 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 from lab import model  # noqa: E402
 from lab.board_load import BoardLoad  # noqa: E402
 

@@ -17,14 +17,11 @@ import json
 import re
 import statistics
 import subprocess
-import sys
 from itertools import permutations
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
 
-import benchlib  # noqa: E402
+REPO = benchlib.REPO
 from lab import cluster, model  # noqa: E402
 
 NAME, SUBNET, PORT_BASE = "pico-bench", "172.28.80.0/24", 2600
