@@ -36,3 +36,18 @@ def test_an_allowed_reason_passes_a_strict_run(tmp_path):
     result = pytest_run(tmp_path, "this machine has a config.txt at /boot/config.txt", strict=True)
     assert result.returncode == 0, result.stdout
     assert "skips not on the allow-list" not in result.stdout
+
+
+def test_junit_reports_of_runs_it_cannot_join_are_held_to_the_same_list(tmp_path):
+    """ansible-test units runs its own pytest: make collection checks its JUnit reports."""
+    (tmp_path / "test_sample.py").write_text(TESTS.replace("REASON", repr("no Docker engine on this machine")))
+    report = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-c", os.devnull, "-p", "no:cacheprovider",
+                    f"--junitxml={report}", str(tmp_path)], capture_output=True, check=False)
+
+    def check(strict):
+        return subprocess.run([sys.executable, "-m", "tests.skip_policy", str(report)], cwd=REPO, capture_output=True,
+                              text=True, check=False, env={**os.environ, "PICO_STRICT_SKIPS": "1" if strict else "0"})
+    strict = check(True)
+    assert strict.returncode == 1 and "test_skipped: no Docker engine on this machine" in strict.stdout
+    assert check(False).returncode == 0
