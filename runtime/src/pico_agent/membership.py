@@ -19,6 +19,12 @@ from .metrics import Metrics
 from .serf import Member, SerfClient, SerfError, read_rpc_auth
 
 TAG_API, TAG_VERSION = "api", "cv"
+# A catalog version reaches peers as a Serf tag, by gossip with a few retransmissions. Right after
+# members fail, memberlist keeps gossiping to them for 30 s (GossipToTheDeadTime), so all of those
+# retransmissions can miss a live peer, which then learns the version only at the next push-pull,
+# up to 30 s later (seen in about 1 of 8 two-boards-lost chaos runs: one survivor 21 s late). The
+# same tags are set again this long after each change: each time a new broadcast, a new chance.
+REANNOUNCE_AFTER = (1.0, 3.0)
 
 
 class Membership:
@@ -139,14 +145,25 @@ class Membership:
                 self._fetch_soon(current)
 
     async def _publisher(self, client: SerfClient, stop: asyncio.Event) -> None:
+        reannounce_at: list[float] = []
         while not stop.is_set():
-            await self.publish_needed.wait()
+            wait = max(0.0, reannounce_at[0] - time.monotonic()) if reannounce_at else None
+            try:
+                await asyncio.wait_for(self.publish_needed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
             self.publish_needed.clear()
-            version = self.catalog.local_version
+            version, now = self.catalog.local_version, time.monotonic()
+            tags = {TAG_API: str(self.config.http_port), TAG_VERSION: version}
             if version != self.published:
-                await client.set_tags({TAG_API: str(self.config.http_port), TAG_VERSION: version})
+                await client.set_tags(tags)
                 self.published = version
+                reannounce_at = [now + delay for delay in REANNOUNCE_AFTER]
                 log("debug", "catalog_published", version=version, instances=len(self.catalog.local))
+            elif reannounce_at and now >= reannounce_at[0]:
+                reannounce_at.pop(0)
+                await client.set_tags(tags)
+                log("debug", "catalog_reannounced", version=version)
 
     async def _anti_entropy(self, client: SerfClient, stop: asyncio.Event) -> None:
         while not stop.is_set():
