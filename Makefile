@@ -58,7 +58,8 @@ syntax:
 
 # The collection as Galaxy and ansible-test see it: sanity (0 errors; tests/sanity/ignore-*.txt
 # holds only the license ignore the community allows), its unit tests (their home: ansible-test
-# units, held to tests/skip_policy.py through its JUnit reports), and the docs lint. scripts/build_collection.py's tarball is tested by tests/unit and Molecule.
+# units, held to tests/skip_policy.py through its JUnit reports), and the docs lint.
+# scripts/build_collection.py's tarball is tested by tests/unit and Molecule.
 COLLECTION_DIR := collections/ansible_collections/pico/cloud
 ANSIBLE_TEST := cd $(COLLECTION_DIR) && ansible-test
 collection:
