@@ -1,6 +1,7 @@
 """pico.cloud.packages is internal: run from a play, or from a role outside the collection, it
 fails before anything changes, and says what to use instead."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_play(tmp_path, tasks, collections):
     play = tmp_path / "play.yml"
-    play.write_text(repr([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]).replace("'", '"'))
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
     return subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
                            str(play)], capture_output=True, text=True, check=False,
                           env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(map(str, collections)),
