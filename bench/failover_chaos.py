@@ -2,6 +2,7 @@
 """Failover at scale, across a healed partition and on a lossy link, printed as JSON:
 
     .venv/bin/python bench/failover_chaos.py scale [--sizes 5,20,50] [--rounds 20]
+    .venv/bin/python bench/failover_chaos.py two [--rounds 20]
     .venv/bin/python bench/failover_chaos.py partition [--rounds 20] [--cut 30] [--reconnect 5s,30s]
     .venv/bin/python bench/failover_chaos.py loss [--minutes 5] [--profiles lan,local] [--rounds 10] [--delay 0.1]
 
@@ -14,6 +15,9 @@ case, so the cases can run at once on one dockerd.
   container removed); measured from the kill: until every surviving agent shows n1 failed
   (agree), and until every surviving agent lists the takeover healthy (replaced); the agents'
   and Serf's CPU over that window. Then n1 returns and the takeover is handed back.
+- two: 5 nodes, slots owned by n1 and n2, which lose power at once. Per round: until every
+  survivor lists both takeovers (replaced), and the spread between the first and the last
+  survivor (a catalog change's gossip can miss a peer while members are freshly dead).
 - partition: 4 nodes, slots owned by n1 and n3; the mesh is cut into {n1,n2} | {n3,n4} for
   --cut seconds (each half takes the other's slot: duplicates), then healed: the time until
   every agent lists one copy per slot, the owner's, with no takeover container left. Per Serf
@@ -138,6 +142,35 @@ def scale_one(size: int, rounds: int) -> dict:
             "serf_cpu_percent_mean_per_node": benchlib.percentiles(serf_cpu)}
 
 
+def two_boards(rounds: int) -> dict:
+    """Two owners lose power at once. Per round: until every survivor lists both takeovers
+    (replaced), and the spread between the first and the last survivor to list them (the
+    gossip of a catalog change can miss a peer while members are freshly dead)."""
+    with running_lab("two", 5, {"pair-a": 0, "pair-b": 1}, net=63, prefix="b2", hold_down=3, drain=1) as (lab, owners):
+        dead, survivors = list(owners.values()), lab.nodes[2:]
+        replaced, spread = [], []
+        for _ in range(rounds):
+            start = min(power_cut(lab, node) for node in dead)
+            seen_at: dict[str, float] = {}
+            while len(seen_at) < len(survivors):
+                now = time.monotonic()
+                for node in survivors:
+                    if node.name not in seen_at and all(any(tag for _, tag in worker_copies(node, service))
+                                                        for service in owners):
+                        seen_at[node.name] = now
+                if now - start > 120:
+                    raise TimeoutError(f"not every survivor listed both takeovers within 120 s: {seen_at}")
+                time.sleep(0.1)
+            replaced.append(max(seen_at.values()) - start)
+            spread.append(max(seen_at.values()) - min(seen_at.values()))
+            lab.start(dead)
+            wait_for(lambda: plan_restored(lab.nodes, owners), 120, interval=0.5, what="both slots handed back")
+    return {"what": "two slot owners lose power at once (5 nodes): until every survivor lists both takeovers, and "
+                    "the spread between the first and the last survivor",
+            "replaced_s": benchlib.percentiles(replaced), "spread_s": benchlib.percentiles(spread),
+            "spread_over_5_s": sum(1 for s in spread if s > 5), "rounds": rounds}
+
+
 def partition(rounds: int, cut: float, reconnects: list[str]) -> dict:
     results = {}
     for reconnect in reconnects:
@@ -208,6 +241,8 @@ def main() -> None:
     p = sub.add_parser("scale")
     p.add_argument("--sizes", default="5,20,50")
     p.add_argument("--rounds", type=int, default=20)
+    p = sub.add_parser("two")
+    p.add_argument("--rounds", type=int, default=20)
     p = sub.add_parser("partition")
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--cut", type=float, default=30, help="seconds the mesh stays cut (detection takes up to ~20 s)")
@@ -220,6 +255,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.case == "scale":
         report = scale([int(s) for s in args.sizes.split(",")], args.rounds)
+    elif args.case == "two":
+        report = two_boards(args.rounds)
     elif args.case == "partition":
         report = partition(args.rounds, args.cut, args.reconnect.split(","))
     else:
