@@ -6,12 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ansible_collections.pico.cloud.tests.unit.plugins.action.service_plan_play import ansible_tool
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tool(name):
-    beside = Path(sys.executable).with_name(name)
-    return str(beside) if beside.exists() else name
 
 
 def test_ansible_builder_makes_a_context_that_installs_the_tarball(tmp_path):
@@ -23,7 +20,7 @@ def test_ansible_builder_makes_a_context_that_installs_the_tarball(tmp_path):
     (tmp_path / "execution-environment.yml").write_text((REPO / "execution-environment.yml").read_text())
     (tmp_path / "requirements.yml").write_text((REPO / "requirements.yml").read_text())
     context = tmp_path / "context"
-    result = subprocess.run([tool("ansible-builder"), "create", "-f", str(tmp_path / "execution-environment.yml"),
+    result = subprocess.run([ansible_tool("ansible-builder"), "create", "-f", str(tmp_path / "execution-environment.yml"),
                              "-c", str(context), "--output-filename", "Containerfile"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
