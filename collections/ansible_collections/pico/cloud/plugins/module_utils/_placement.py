@@ -23,7 +23,8 @@ How a slot finds a node:
    the service (and of its spread group), ties broken by rendezvous hashing of (service, node):
    the same order on every machine, and removing a node moves only its own slots. With `pack`,
    to the first node in a fixed order (the node's `pack_order` label, then its name) that fits:
-   as few nodes as the declarations allow, the rest left empty.
+   as few nodes as the declarations allow, the rest left empty; `min_nodes` (default 1) caps a
+   node at ceil(replicas / min_nodes) of them so they use at least that many nodes.
 A declaration that cannot be placed in full raises PlacementError naming the service and why;
 there is never a partial plan.
 """
@@ -45,7 +46,7 @@ UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 MAX_REPLICAS = 1000
 
 SERVICE_KEYS = {"name", "image", "replicas", "port", "resources", "constraints", "spread", "strategy",
-                "update", "health", "env", "command", "tags", "network", "container_port"}
+                "update", "health", "env", "command", "tags", "network", "container_port", "min_nodes"}
 RESOURCE_KEYS = {"memory", "cpu"}
 CONSTRAINT_KEYS = {"arch", "board", "labels"}
 UPDATE_DEFAULTS = {
@@ -155,6 +156,12 @@ def validate_service(raw):
         raise PlacementError("%s: update.order = %r: 'stop-first'" % (where, update["order"]))
     if not isinstance(update["auto_rollback"], bool):
         raise PlacementError("%s: update.auto_rollback = %r: true or false" % (where, update["auto_rollback"]))
+    min_nodes = raw.get("min_nodes", 1)
+    if isinstance(min_nodes, bool) or not isinstance(min_nodes, int) or min_nodes < 1:
+        raise PlacementError("%s: min_nodes = %r: a whole number from 1 (the fewest nodes its replicas use)" % (where, min_nodes))
+    if replicas and min_nodes > replicas:
+        raise PlacementError("%s: min_nodes = %d but replicas = %d: a node holds at least one replica, so raise "
+                             "replicas to %d or lower min_nodes" % (where, min_nodes, replicas, min_nodes))
     port = raw.get("port")
     if port is not None:
         _number(port, where + ": port", 1, 65535)
@@ -164,7 +171,7 @@ def validate_service(raw):
         "constraints": {"arch": _string_list(constraints["arch"], where + ": constraints.arch") if "arch" in constraints else [],
                         "board": _string_list(constraints["board"], where + ": constraints.board") if "board" in constraints else [],
                         "labels": dict(labels)},
-        "spread": spread, "strategy": strategy, "update": update,
+        "spread": spread, "strategy": strategy, "update": update, "min_nodes": min_nodes,
     })
     return service
 
@@ -182,7 +189,8 @@ def validate_services(raw_list):
 
 def spec_digest(service):
     """What the agents run, without the placement-only fields: a change means new containers."""
-    shaped = dict((k, v) for k, v in service.items() if k not in ("replicas", "constraints", "spread", "strategy", "update"))
+    shaped = dict((k, v) for k, v in service.items()
+                  if k not in ("replicas", "constraints", "spread", "strategy", "update", "min_nodes"))
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
@@ -295,6 +303,8 @@ def plan(services, nodes, current=None):
                 group = _group(service, by_name[node_name])
                 if group_counts[service["name"]].get(group, 0) >= limit:
                     continue  # spread now allows fewer here: this one moves
+            elif counts[service["name"]].get(node_name, 0) >= _pack_limit(service):
+                continue  # min_nodes now asks for more nodes: this one moves
             take(service, index, node_name)
 
     # 2. Place the missing slots.
@@ -303,12 +313,18 @@ def plan(services, nodes, current=None):
         if not missing:
             continue
         if service["strategy"] == "pack":
-            _pack(service, eligible[service["name"]], missing, fits, take)
+            _pack(service, eligible[service["name"]], missing, fits, take, counts[service["name"]])
         else:
             _spread(service, eligible[service["name"]], missing, fits, take, counts, group_counts, by_name)
         placed = sum(1 for n in slots[service["name"]] if n is not None)
         if placed < service["replicas"]:
             raise _unplaceable(service, nodes, placed, service["replicas"])
+    for service in services:
+        used = len(set(slots[service["name"]]))
+        if used < min(service["min_nodes"], service["replicas"]):
+            raise PlacementError("service %s: its replicas fit on %d node%s, and min_nodes asks for %d. Nothing was "
+                                 "changed: add eligible nodes with room, or lower min_nodes." % (
+                                     service["name"], used, "" if used == 1 else "s", service["min_nodes"]))
 
     result = {"services": {}, "nodes": {}}
     for service in sorted(services, key=lambda s: s["name"]):
@@ -320,8 +336,49 @@ def plan(services, nodes, current=None):
             "cpu_requested": round(node["cpus"] - free[node["name"]][1], 6),
             "replicas": dict((s, c[node["name"]]) for s, c in sorted(counts.items()) if c.get(node["name"])),
         }
+    # What consolidation leaves empty: live nodes with no replica, candidates to power down.
+    result["empty"] = [n["name"] for n in nodes if n.get("alive", True) and not result["nodes"][n["name"]]["replicas"]]
     result["version"] = hashlib.sha256(json.dumps(result["services"], sort_keys=True).encode()).hexdigest()[:16]
     return result
+
+
+def consolidate(services, nodes, current=None):
+    """plan() on as few nodes as the declarations allow, for powering the rest down. A fresh plan
+    (nothing kept) finds the fewest nodes; the slots then stay where they are if that node is
+    among those, so only the replicas on nodes to be emptied move. If keeping them would need
+    more nodes than the fresh plan (capacity is fragmented), the fresh plan is the answer."""
+    fresh = plan(services, nodes)
+    keep = set(name for name, node in fresh["nodes"].items() if node["replicas"])
+    try:
+        kept = plan(services, [n if n["name"] in keep else dict(n, alive=False) for n in nodes], current)
+    except PlacementError:
+        return fresh
+    kept["empty"] = [n["name"] for n in nodes if n.get("alive", True) and not kept["nodes"][n["name"]]["replicas"]]
+    return kept if len(kept["empty"]) >= len(fresh["empty"]) else fresh
+
+
+def plan_waking(services, nodes, current=None, standby=()):
+    """plan(), and if the live nodes have too little room, the fewest powered-down nodes (standby,
+    in pack order) that make it fit: (plan, [names to power up]). Only standby nodes the plan
+    gives a replica are woken. Raises the live nodes' PlacementError when even all of them would
+    not do."""
+    try:
+        return plan(services, nodes, current), []
+    except PlacementError as live_error:
+        error = live_error
+    order = sorted(standby, key=lambda n: (_pack_order(n), n["name"]))
+    for count in range(1, len(order) + 1):
+        woken = [dict(n, alive=True) for n in order[:count]]
+        names = set(n["name"] for n in woken)
+        try:
+            found = plan(services, [n for n in nodes if n["name"] not in names] + woken, current)
+        except PlacementError:
+            continue
+        return found, [n["name"] for n in woken if found["nodes"][n["name"]]["replicas"]]
+    if order:
+        raise PlacementError("%s Powering up every powered-down node (%s) would not make it fit either." % (
+            error, ", ".join(n["name"] for n in order)))
+    raise error
 
 
 def _spread_limit(service, eligible):
@@ -351,16 +408,24 @@ def _spread(service, eligible, missing, fits, take, counts, group_counts, by_nam
             break
 
 
-def _pack(service, eligible, missing, fits, take):
-    """First fit in a fixed order: the node's pack_order label (numeric), then its name."""
+def _pack(service, eligible, missing, fits, take, counts):
+    """First fit in a fixed order: the node's pack_order label (numeric), then its name; at most
+    _pack_limit replicas of the service on one node."""
     order = sorted(eligible, key=lambda n: (_pack_order(n), n["name"]))
+    limit = _pack_limit(service)
     position = 0
     for index in missing:
-        while position < len(order) and not fits(service, order[position]["name"]):
+        while position < len(order) and (not fits(service, order[position]["name"])
+                                         or counts.get(order[position]["name"], 0) >= limit):
             position += 1
         if position == len(order):
             return
         take(service, index, order[position]["name"])
+
+
+def _pack_limit(service):
+    """Most replicas of a packed service on one node: min_nodes nodes share them."""
+    return -(-service["replicas"] // service["min_nodes"]) if service["replicas"] else 0
 
 
 def _pack_order(node):

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.pico.cloud.plugins.module_utils._placement import (
-    PlacementError, moves, plan, validate_service, validate_services)
+    PlacementError, consolidate, moves, plan, plan_waking, validate_service, validate_services)
 
 MB = 1024 ** 2
 
@@ -75,6 +75,58 @@ def test_pack_fills_as_few_nodes_as_fit_and_names_the_empty_ones():
     packed = plan([service(replicas=4, memory="100m", strategy="pack")], lab(3))
     assert packed["services"]["demo"]["slots"] == ["pizero-1", "pizero-1", "pizero-1", "pizero-2"]
     assert packed["nodes"]["pizero-3"]["replicas"] == {}
+
+
+def test_min_nodes_keeps_a_packed_service_on_that_many_nodes():
+    packed = plan([service(replicas=3, strategy="pack", min_nodes=2)], lab(4))
+    assert packed["services"]["demo"]["slots"] == ["pizero-1", "pizero-1", "pizero-2"]
+    assert packed["empty"] == ["pizero-3", "pizero-4"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (dict(replicas=2, min_nodes=3), "min_nodes = 3 but replicas = 2: a node holds at least one replica"),
+    (dict(min_nodes=0), "min_nodes = 0: a whole number from 1"),
+    (dict(min_nodes=True), "min_nodes = True"),
+])
+def test_a_bad_min_nodes_is_refused(extra, message):
+    with pytest.raises(PlacementError, match=message):
+        service(**extra)
+
+
+def test_min_nodes_that_the_eligible_nodes_cannot_give_fails_whole():
+    with pytest.raises(PlacementError, match="service demo: its replicas fit on 1 node, and min_nodes asks for 2"):
+        plan([service(replicas=2, min_nodes=2)], lab(1))
+
+
+def test_consolidation_moves_only_what_sits_on_nodes_it_empties():
+    services = [service("web", replicas=2, strategy="pack", min_nodes=2), service("db", replicas=1, strategy="pack")]
+    nodes = lab(6)
+    spread_before = {"web": {"slots": ["pizero-5", "pizero-2"]}, "db": {"slots": ["pizero-6"]}}
+    result = consolidate(services, nodes, spread_before)
+    assert result["empty"] == ["pizero-3", "pizero-4", "pizero-5", "pizero-6"]
+    assert result["services"]["web"]["slots"][1] == "pizero-2"  # already on a node that stays: kept
+    assert [m[:2] for m in moves({"services": spread_before}, result)] == [("db", 0), ("web", 0)]
+
+
+def test_consolidation_never_uses_more_nodes_than_a_fresh_pack():
+    services = [service("a", replicas=2, memory="200m", strategy="pack"), service("b", replicas=2, memory="150m", strategy="pack")]
+    scattered = {"a": {"slots": ["pizero-1", "pizero-2"]}, "b": {"slots": ["pizero-3", "pizero-4"]}}
+    assert len(consolidate(services, lab(4), scattered)["empty"]) >= len(plan(services, lab(4))["empty"])
+
+
+def test_powered_down_nodes_are_woken_only_as_many_as_needed():
+    live = lab(2)
+    standby = [node("pizero-9"), node("pizero-3"), node("pizero-4", labels={"pack_order": "1"})]
+    fits, woken = plan_waking([service(replicas=2, memory="300m", strategy="pack")], live, None, standby)
+    assert woken == []
+    bigger, woken = plan_waking([service(replicas=3, memory="300m", strategy="pack")], live, None, standby)
+    assert woken == ["pizero-4"]  # its pack_order comes first
+    assert "pizero-4" in bigger["services"]["demo"]["slots"]
+
+
+def test_when_even_every_powered_down_node_is_not_enough_the_error_says_so():
+    with pytest.raises(PlacementError, match=r"2 of 6 replicas fit.*every powered-down node \(pizero-9\)"):
+        plan_waking([service(replicas=6, memory="300m")], lab(2), None, [node("pizero-9")])
 
 
 def test_spread_over_a_label_puts_replicas_on_different_sites():
