@@ -13,10 +13,11 @@ import json
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.pico.cloud.plugins.module_utils._placement import (
-    UPDATE_DEFAULTS, PlacementError, failover_entries, moves, node_specs, parse_memory, plan, rollout_steps,
-    validate_services)
+    UPDATE_DEFAULTS, PlacementError, consolidate, failover_entries, moves, node_specs, parse_memory,
+    plan_waking, rollout_steps, validate_services)
 
-ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain", "cluster_id"}
+ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain", "cluster_id", "consolidate",
+        "standby"}
 
 
 def _node(raw):
@@ -73,9 +74,26 @@ class ActionModule(ActionBase):
             if only and only not in declared and only not in current.get("services", {}):
                 raise PlacementError("service %s is neither declared nor placed: declared are %s" % (
                     only, ", ".join(sorted(declared)) or "none"))
-            new = plan(services, nodes, current.get("services"))
+            # Boards powered down on purpose (energy.yml) keep what they were, to be woken for room.
+            answering = set(n["name"] for n in nodes if n["alive"])
+            powered_off = dict((name, entry) for name, entry in (current.get("powered_off") or {}).items()
+                               if name not in answering and isinstance(entry, dict))
+            # A powered-down board is what it was when it went down, only not alive: the failover
+            # candidates and the plan's nodes stay the same while it sleeps.
+            nodes = [dict(_node(dict(powered_off[n["name"]], name=n["name"])), alive=False) if n["name"] in powered_off else n
+                     for n in nodes]
+            standby = [dict(_node(dict(powered_off[name], name=name)), alive=True) for name in sorted(powered_off)
+                       if name in set(_names(args.get("standby"))) and name not in drained]
+            if args.get("consolidate"):
+                new, wake = consolidate(services, nodes, current.get("services")), []
+            else:
+                new, wake = plan_waking(services, nodes, current.get("services"), standby)
         except PlacementError as err:
             raise AnsibleActionFail(str(err))
+        if wake:
+            nodes = [n for n in nodes if n["name"] not in wake] + [n for n in standby if n["name"] in wake]
+            for name in wake:
+                powered_off.pop(name)
         if only:
             # Only that service changes; every other keeps the placement the nodes hold.
             kept = dict((n, e) for n, e in (current.get("services") or {}).items() if n != only)
@@ -105,13 +123,15 @@ class ActionModule(ActionBase):
             if batches:
                 rollouts.append({"service": name, "policy": dict(UPDATE_DEFAULTS), "batches": batches, "removed": True})
         new["drained"] = sorted(drained)
+        new["powered_off"] = powered_off
         if args.get("cluster_id"):
             new["cluster"] = args["cluster_id"]
-        placement_changed = new["services"] != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
+        placement_changed = (new["services"] != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
+                             or powered_off != (current.get("powered_off") or {}))
         new["generation"] = int(current.get("generation") or 0) + (1 if placement_changed else 0)
         new["version"] = _version(new["services"])
         changed = placement_changed or bool(rollouts)
-        result.update(changed=changed, plan=new, node_files=files, rollouts=rollouts, removed=removed,
+        result.update(changed=changed, plan=new, node_files=files, rollouts=rollouts, removed=removed, wake=wake,
                       moves=[list(m) for m in moves(current, new)])
         if self._task.diff:
             result["diff"] = {"before": _slots_text(current), "after": _slots_text(new),

@@ -41,5 +41,5 @@ def ansible_galaxy(*args, cwd, collections):
                    env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections)})
 
 
-def service(name, image="app:1", replicas=2):
-    return {"name": name, "image": image, "replicas": replicas, "port": 8000}
+def service(name, image="app:1", replicas=2, **extra):
+    return {"name": name, "image": image, "replicas": replicas, "port": 8000, **extra}

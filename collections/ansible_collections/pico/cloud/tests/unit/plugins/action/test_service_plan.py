@@ -36,6 +36,24 @@ def test_a_drained_node_stays_drained_and_a_member_that_is_down_takes_nothing(tm
     assert "pz-3" not in down["plan"]["services"]["web"]["slots"]
 
 
+def test_powered_down_boards_are_kept_as_they_were_and_woken_only_for_room(tmp_path):
+    packed = [service("web", replicas=2, strategy="pack", min_nodes=2)]
+    dummy, energy = plan(tmp_path, services=packed, nodes=NODES, consolidate=True)
+    assert energy["plan"]["empty"] == ["pz-3"] and energy["wake"] == []
+    asleep = dict(energy["plan"], powered_off={"pz-3": dict(NODES[2], alive=True)})
+    # pz-3 asleep: left out of the play, found off at its switch; the plan keeps it as it was
+    held = dict((n, energy["node_files"].get(n, {})) for n in ("pz-1", "pz-2"))
+    dummy, quiet = plan(tmp_path, services=packed, nodes=NODES[:2] + ["pz-3"], current=asleep, standby=["pz-3"],
+                        node_services=held)
+    assert quiet["changed"] is False and quiet["wake"] == [] and list(quiet["plan"]["powered_off"]) == ["pz-3"]
+    assert quiet["plan"]["services"]["web"]["failover"]["candidates"] == ["pz-1", "pz-2", "pz-3"]
+    bigger = packed + [service("api", replicas=3, strategy="pack", min_nodes=3, resources={"memory": "300m"})]
+    dummy, woken = plan(tmp_path, services=bigger, nodes=NODES[:2] + ["pz-3"], current=asleep, standby=["pz-3"],
+                        node_services=held)
+    assert woken["wake"] == ["pz-3"] and woken["plan"]["powered_off"] == {}
+    assert "pz-3" in woken["plan"]["services"]["api"]["slots"] and "pz-3" in woken["node_files"]
+
+
 def test_a_bad_declaration_fails_the_task_with_the_reason(tmp_path):
     result, dummy = plan(tmp_path, services=[{"name": "web", "image": "app:1", "replicas": 9, "resources": {"memory": "300m"}}],
                          nodes=NODES)
