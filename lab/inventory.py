@@ -58,5 +58,8 @@ def render_inventory(spec: "LabSpec", key_path: str, ssh_common_args: list[str],
                           f"                digest: {workload.image_id}"]
         lines.append("          hosts:")
         for node in (n for n in spec.nodes if n.kind == kind):
-            lines += [f"            {node.name}:", f"              ansible_host: {node.address}"]
+            lines += [f"            {node.name}:", f"              ansible_host: {node.address}",
+                      # The lab's power switch: energy.yml stops and starts the board's container, here,
+                      # as the user running Ansible.
+                      "              pico_power_switch: " + json.dumps({"driver": "lab", "container": spec.container(node), "become": False})]
     return "\n".join(lines) + "\n"

@@ -75,3 +75,13 @@ def test_a_lab_with_workloads_runs_the_demo_service_on_every_node():
     assert DEMO_SERVICE["image"] == "pico/demo:1.0.0" and DEMO_SERVICE["health"]["path"] == "/healthz"
     bare = yaml.safe_load(render_inventory(spec, "/k", []))["all"]["children"]["pico_nodes"]
     assert "pico_agent_services" not in bare["vars"]  # no images, nothing to run
+
+
+def test_every_board_names_its_container_as_its_power_switch():
+    import yaml
+    spec = model.plan("pico", "pizero=1,native=1", model.DEFAULT_SUBNET, 2220)
+    hosts = {}
+    for group in yaml.safe_load(render_inventory(spec, "/k", []))["all"]["children"]["pico_nodes"]["children"].values():
+        hosts.update(group["hosts"])
+    assert {name: host["pico_power_switch"] for name, host in hosts.items()} == {
+        node.name: {"driver": "lab", "container": spec.container(node), "become": False} for node in spec.nodes}
