@@ -5,7 +5,7 @@ set -uo pipefail
 export PICO_STRICT_SKIPS=1
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-steps=(unit lint syntax collection integration molecule)
+steps=(unit lint syntax collection integration molecule-default)
 passed=0 failed=0 start=$SECONDS
 for step in "${steps[@]}"; do
   t0=$SECONDS
