@@ -21,10 +21,15 @@ description:
   - Cutting power is a hard stop. Halt the board and let it leave the cluster first, as
     C(playbooks/energy.yml) does.
 options:
+  switch:
+    description:
+      - The board's C(pico_power_switch) from the inventory, whole. Its keys C(driver), C(port),
+        C(location), C(container) and C(command) are the options below; C(host) and C(become)
+        are for the task (where it runs) and ignored here. Given options win over its keys.
+    type: dict
   driver:
-    description: The kind of switch.
+    description: The kind of switch; required unless O(switch) names it.
     type: str
-    required: true
     choices: [clusterctrl, uhubctl, lab]
   state:
     description: V(on) or V(off) to switch, V(query) to only read the port.
@@ -69,6 +74,12 @@ EXAMPLES = r"""
     port: 3
     state: "on"
   delegate_to: hub-host
+
+- name: Read the switch of each board, as the inventory declares it
+  pico.cloud.power_switch:
+    switch: "{{ hostvars[item].pico_power_switch }}"
+  delegate_to: "{{ hostvars[item].pico_power_switch.host | default('localhost') }}"
+  loop: "{{ groups['pico_nodes'] }}"
 """
 
 RETURN = r"""
@@ -87,11 +98,15 @@ before:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._power_switch import SwitchError, driver
 
+SWITCH_KEYS = ("driver", "port", "location", "container", "command")
+TASK_KEYS = ("host", "become")  # where the task runs: not the module's business
+
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            driver=dict(type="str", required=True, choices=["clusterctrl", "uhubctl", "lab"]),
+            switch=dict(type="dict"),
+            driver=dict(type="str", choices=["clusterctrl", "uhubctl", "lab"]),
             state=dict(type="str", default="query", choices=["on", "off", "query"]),
             port=dict(type="int"),
             location=dict(type="str"),
@@ -100,8 +115,21 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
+    params = dict(module.params)
     state = params["state"]
+    declared = params.pop("switch") or {}
+    unknown = sorted(set(declared) - set(SWITCH_KEYS) - set(TASK_KEYS))
+    if unknown:
+        module.fail_json(msg="pico_power_switch has unknown key%s %s (known: %s)" % (
+            "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(SWITCH_KEYS + TASK_KEYS)))
+    for key in SWITCH_KEYS:
+        if params.get(key) is None and declared.get(key) is not None:
+            params[key] = declared[key]
+    if params.get("port") is not None:
+        try:
+            params["port"] = int(params["port"])
+        except (TypeError, ValueError):
+            module.fail_json(msg="pico_power_switch port %r: a whole number" % (params["port"],))
 
     def run(argv):
         if not module.get_bin_path(argv[0]) and "/" not in argv[0]:
