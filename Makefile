@@ -12,7 +12,8 @@ LAB_SUBNET ?= 172.28.10.0/24
 LAB := python3 -m lab
 
 .PHONY: lab test bootstrap images lab-up lab-status lab-ready lab-down provision \
-        unit lint syntax collection molecule molecule-default integration
+        unit lint syntax collection molecule molecule-default molecule-containers integration \
+        integration-lab integration-agent energy
 
 ## The two commands of the README
 lab: bootstrap lab-up provision lab-ready
@@ -69,17 +70,24 @@ collection:
 	python3 -m tests.skip_policy $(COLLECTION_DIR)/tests/output/junit/python3.11-*-units.xml
 	cd $(COLLECTION_DIR) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections antsibull-docs lint-collection-docs --plugin-docs .
 
-# Two lanes side by side (tests/run-together.sh says why): the lab's tests, then Molecule's
-# native `containers` scenario; the agent's own tests, which mostly wait on timers, then the
-# energy tests on a 6-board lab of their own. Each lane runs both of its parts either way.
-integration:
-	@bash tests/run-together.sh \
-	  "bash tests/in-turn.sh 'pytest -q --durations=15 --basetemp=$${TMPDIR:-/tmp}/pico-it-lab --ignore=tests/integration/test_energy.py tests/integration' 'molecule test -s containers'" \
-	  "bash tests/in-turn.sh 'pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-agent runtime/tests/integration' 'pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-energy tests/integration/test_energy.py'"
+# The parts of the integration tests; `make integration` runs the first three, `make test` runs
+# each where it fits (tests/run-all.sh).
+integration-lab:
+	pytest -q --durations=15 --basetemp=$${TMPDIR:-/tmp}/pico-it-lab --ignore=tests/integration/test_energy.py tests/integration
 
-# Every scenario; `make test` runs `containers` in its integration step.
-molecule: molecule-default
-	molecule test -s containers
+integration-agent:
+	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-agent runtime/tests/integration
+
+# Energy-aware placement on a lab of six native boards of its own.
+energy:
+	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-energy tests/integration/test_energy.py
+
+integration: integration-lab integration-agent energy
+
+molecule: molecule-default molecule-containers
 
 molecule-default:
 	molecule test -s default
+
+molecule-containers:
+	molecule test -s containers

@@ -85,7 +85,7 @@ def case(boards: int, load: float) -> dict:
     }
 
 
-LAB, SUBNET, PORT_BASE = "pico-bench-energy", "172.28.84.0/24", 2780
+LAB, SUBNET, PORT_BASE = "pico-bench-energy", "172.28.85.0/24", 2800
 
 
 def lab_service(name: str, port: int, replicas: int, memory: str, min_nodes: int) -> dict:

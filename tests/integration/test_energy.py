@@ -12,7 +12,7 @@ from lab.board_load import BoardLoad
 from tests.integration.lab_access import lab_cli, playbook
 from tests.playbook_run import expect_success, expect_unchanged
 
-LAB, MIX, SUBNET, PORT_BASE = "pico-en", "native=6", "172.28.70.0/24", 2600
+LAB, MIX, SUBNET, PORT_BASE = "pico-en", "native=6", "172.28.72.0/24", 2850
 BOARDS = tuple("native-%d" % i for i in range(1, 7))
 CLIENT = "native-1"  # first in pack order: it stays on
 # Each board gives services 200 MiB here, so two packed services fit two boards and a third needs more.
@@ -115,7 +115,7 @@ def test_a_rerun_changes_nothing_and_powered_down_boards_are_not_unreachable(con
 def test_the_power_report_counts_the_powered_down_boards_and_status_leaves_them_out(consolidated, energy_lab):
     result = run(energy_lab, "playbooks/power-report.yml", LIGHT_LOAD)
     expect_success(result, BOARDS)
-    assert "4 powered down (native-3, native-4, native-5, native-6), counted at 0 mA" in result.text
+    assert "Cluster, 0 modelled boards on, 4 powered down (native-3, native-4, native-5, native-6) counted at 0 mA" in result.text
     expect_success(run(energy_lab, "playbooks/status.yml", LIGHT_LOAD), BOARDS)
 
 

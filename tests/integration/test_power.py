@@ -94,6 +94,6 @@ def test_power_report_labels_estimates_and_totals_the_cluster(lab_inventory, con
     assert "pizero-1 (pizero, profile balanced, load 50%): ESTIMATE 128.0 mA / 0.64 W now, stock 128.0 mA" in output
     assert "after the pending reboot 103.0 mA" in output  # HDMI off saves 25 mA
     assert "native-1: no power model for board native; not estimated." in output
-    assert "Cluster of 1 modelled nodes: ESTIMATE 128.0 mA / 0.64 W now" in output
+    assert "Cluster, 1 modelled board on: ESTIMATE 128.0 mA / 0.64 W now" in output
     assert "Not modelled: native-1, native-2" in output
     assert "not measurements" in output
