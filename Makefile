@@ -13,7 +13,7 @@ LAB := python3 -m lab
 
 .PHONY: lab test bootstrap images lab-up lab-status lab-ready lab-down provision \
         unit lint syntax collection molecule molecule-default molecule-containers integration \
-        integration-lab integration-agent energy
+        integration-lab integration-agent chaos energy
 
 ## The two commands of the README
 lab: bootstrap lab-up provision lab-ready
@@ -70,19 +70,23 @@ collection:
 	python3 -m tests.skip_policy $(COLLECTION_DIR)/tests/output/junit/python3.11-*-units.xml
 	cd $(COLLECTION_DIR) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections antsibull-docs lint-collection-docs --plugin-docs .
 
-# The parts of the integration tests; `make integration` runs the first three, `make test` runs
-# each where it fits (tests/run-all.sh).
+# The parts of the integration tests; `make integration` runs them all, one after the other;
+# `make test` runs each where it fits (tests/run-all.sh).
 integration-lab:
 	pytest -q --durations=15 --basetemp=$${TMPDIR:-/tmp}/pico-it-lab --ignore=tests/integration/test_energy.py tests/integration
 
 integration-agent:
-	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-agent runtime/tests/integration
+	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-agent --ignore=runtime/tests/integration/test_chaos.py runtime/tests/integration
+
+# The failover chaos suite on a LAN of network namespaces.
+chaos:
+	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-chaos runtime/tests/integration/test_chaos.py
 
 # Energy-aware placement on a lab of six native boards of its own.
 energy:
 	pytest -q --durations=10 --basetemp=$${TMPDIR:-/tmp}/pico-it-energy tests/integration/test_energy.py
 
-integration: integration-lab integration-agent energy
+integration: integration-lab integration-agent chaos energy
 
 molecule: molecule-default molecule-containers
 

@@ -11,9 +11,9 @@ export PICO_STRICT_SKIPS=1
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 stages=(
-  "unit"
-  "integration-lab | lint syntax collection integration-agent"
-  "molecule-default | molecule-containers energy"
+  "unit | lint syntax"
+  "integration-lab | collection integration-agent"
+  "molecule-default | molecule-containers energy chaos"
 )
 
 logs=$(mktemp -d)

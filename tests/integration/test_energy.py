@@ -78,6 +78,9 @@ def consolidated(energy_lab):
     expect_success(run(energy_lab, "playbooks/deploy.yml", spread), BOARDS, changed=True)
     used = {i["node"] for name in ("web", "api") for i in instances(name)}
     assert len(used) >= 3, used  # rendezvous spread them
+    dry = run(energy_lab, "playbooks/energy.yml", LIGHT_LOAD, "--check")
+    expect_success(dry, BOARDS)
+    assert "Would power down native-3, native-4, native-5, native-6" in dry.text and all(map(powered, BOARDS))
     with BoardLoad(container(CLIENT), "web", 8090) as load:
         result = run(energy_lab, "playbooks/energy.yml", LIGHT_LOAD)
     assert expect_success(result, BOARDS)[CLIENT]["changed"] > 0
