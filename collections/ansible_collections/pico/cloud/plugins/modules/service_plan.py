@@ -34,7 +34,8 @@ options:
         mapping of architecture to name), C(replicas), C(port), C(health), C(env), C(command),
         C(tags), C(network), C(container_port) (what the agent runs), C(resources) (C(memory),
         C(cpu) requests), C(constraints) (C(arch), C(board), C(labels)), C(spread) (V(node) or
-        V(label:<name>)), C(strategy) (V(spread) or V(pack)) and C(update) (C(batch_size),
+        V(label:<name>)), C(strategy) (V(spread) or V(pack)), C(min_nodes) (the fewest nodes its
+        replicas use) and C(update) (C(batch_size),
         C(order), C(min_healthy_time), C(healthy_deadline), C(canary), C(auto_rollback),
         C(drain_time)). Unknown fields are refused.
     type: list
@@ -70,6 +71,22 @@ options:
   undrain:
     description: Drained nodes that take replicas again.
     type: raw
+  consolidate:
+    description:
+      - Place every service on as few nodes as its declaration allows (C(strategy=pack),
+        C(min_nodes)); slots already on nodes that stay in use are kept, so only the replicas on
+        nodes being emptied move. The plan's C(empty) names the nodes left empty
+        (C(playbooks/energy.yml) powers them down).
+    type: bool
+    default: false
+  standby:
+    description:
+      - Nodes found powered off at their switch. Those the current plan records as
+        C(powered_off) may be powered up when the live nodes lack room; the fewest that make the
+        plan fit, in pack order, are returned in RV(wake).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - pico.cloud.attributes
   - pico.cloud.attributes.flow
@@ -100,7 +117,8 @@ plan:
     - C(generation), C(version), C(cluster), C(services) (each with C(digest), C(slots), a node per
       replica, and C(failover), what an agent needs to take a failed node's slot, namely
       C(candidates), C(requests) and one replica's service file per architecture), C(nodes) (architecture,
-      capacity and requests per node) and C(drained) (nodes kept empty).
+      capacity and requests per node), C(drained) (nodes kept empty), C(empty) (live nodes with
+      no replica) and C(powered_off) (nodes powered down on purpose, each with what it was).
     - The failover specs carry the services' C(env), so the plan is written 0600 on the nodes.
   returned: success
   type: dict
@@ -115,6 +133,11 @@ rollouts:
   elements: dict
 removed:
   description: Services the nodes run under the old plan that are no longer declared.
+  returned: success
+  type: list
+  elements: str
+wake:
+  description: Powered-down nodes (O(standby)) the plan needs for room and places replicas on; power them up first.
   returned: success
   type: list
   elements: str
