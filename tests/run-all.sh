@@ -12,11 +12,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Molecule default is the longest lane. Its converge and idempotence on emulated boards are the
 # most CPU-hungry part of the suite (3 times slower beside another converge), so the lane beside
-# it opens with the steps that mostly wait; the other CPU-bound steps pair with the lab's tests.
+# it opens with the chaos suite, which mostly waits; the lab's tests run beside light steps too.
 stages=(
   "unit | lint syntax"
-  "integration-lab | collection molecule-containers"
-  "molecule-default | integration-agent chaos energy"
+  "integration-lab | collection integration-agent"
+  "molecule-default | chaos molecule-containers energy"
 )
 
 logs=$(mktemp -d)
