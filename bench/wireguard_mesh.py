@@ -83,8 +83,10 @@ def longest_gap(output: str) -> float:
 
 
 def lost(output: str) -> int:
-    match = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    return int(match.group(1)) - int(match.group(2)) if match else -1
+    """Echoes with no reply before the last reply (-1: none answered). ping's own count would
+    include the echo that stopping it (SIGINT) caught on its way back."""
+    replied = {int(seq) for seq in re.findall(r"icmp_seq=(\d+) ttl=", output)}
+    return max(replied) - len(replied) if replied else -1
 
 
 def main() -> None:

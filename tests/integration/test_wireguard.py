@@ -1,6 +1,7 @@
 """The WireGuard mesh on a real lab over SSH: keys stay on their nodes, peers change without
 dropping tunnels, and a bad mesh plan stops every node before any of them changes."""
 import json
+import re
 import subprocess
 import time
 
@@ -86,7 +87,10 @@ def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converg
     assert len(_peers("native-1")) == 2 and len(_peers("native-2")) == 2
     assert {node: _wireguard_go_pid(node) for node in pids} == pids  # never restarted
     assert {node: _serf_pid(node) for node in NODES} == serf_pids  # no Serf restarted for a new member
-    assert " 0% packet loss" in out, out[-500:]
+    # Every echo answered. Stopping ping (SIGINT) can catch the last echo on its way back; ping
+    # counts that one as lost, so only echoes before the last reply count.
+    replied = sorted({int(seq) for seq in re.findall(r"icmp_seq=(\d+) ttl=", out)})
+    assert len(replied) > 20 and replied == list(range(1, len(replied) + 1)), out[-500:]
     node_exec("native-1", "ping", "-c", "2", "-W", "3", mesh_addresses()["pizero-1"])
 
 
