@@ -10,13 +10,14 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from . import images, workloads
+from . import host_limits, images, workloads
 from .model import LabSpec, Node
 from .inventory import render_inventory
 from .shell import LabError, require_tools, run
@@ -52,6 +53,18 @@ def _services_text(health: dict | None) -> str:
         name = instance["service"] if instance.get("replica", 0) == 0 else f"{instance['service']}-{instance['replica']}"
         parts.append(f"{name}:{instance.get('health', '?')}")
     return " ".join(parts) or "(none)"
+
+
+def _plain(line: str) -> str:
+    """A console line without its colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+
+
+def _console_tail(container: str, lines: int = 3) -> str:
+    """The last lines systemd wrote to a node's console (the lab gives each node a terminal)."""
+    out = subprocess.run(["docker", "logs", "--tail", "20", container], capture_output=True, text=True, check=False)
+    text = [_plain(line) for line in (out.stdout + out.stderr).splitlines() if _plain(line)]
+    return " | ".join(text[-lines:]) or "(empty)"
 
 
 def _all_healthy(services: str) -> bool:
@@ -119,13 +132,13 @@ class Lab:
         images.ensure_images(kinds, self.log_dir)
         workloads.ensure_workloads(kinds)
         self._make_key()
+        self._make_host_room(len(spec.nodes))
         try:
             run(["docker", "network", "create", "--subnet", spec.subnet, "--label", f"{LABEL}={self.name}", spec.network],
                 what=f"creating docker network {spec.network}")
             for node in spec.nodes:
                 self._start_node(spec, node)
-            for node in spec.nodes:
-                self._wait_ready(spec, node)
+            self._wait_ready(spec, list(spec.nodes))
         except (LabError, KeyboardInterrupt):
             self._remove(spec.network)
             raise
@@ -137,9 +150,9 @@ class Lab:
         """The same lab is there: start the nodes that stopped (dockerd restarted, host rebooted)."""
         stopped = [node for node in spec.nodes if existing[spec.container(node)]["state"] != "running"]
         if stopped:
+            self._make_host_room(len(stopped))
             run(["docker", "start", *(spec.container(node) for node in stopped)], what="restarting stopped lab nodes")
-        for node in stopped:
-            self._wait_ready(spec, node)
+        self._wait_ready(spec, stopped)
         self._write_inventory(spec)
         if stopped:
             return f"lab {self.name!r} was there with this shape; restarted {len(stopped)} stopped nodes"
@@ -179,6 +192,12 @@ class Lab:
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"pico-lab-{self.name}", "-f", str(self.key)],
                 what="generating the lab SSH key")
 
+    @staticmethod
+    def _make_host_room(nodes: int) -> None:
+        raised = host_limits.make_room_for_nodes(nodes)
+        if raised:
+            print(f"lab: {raised}", flush=True)
+
     def _start_node(self, spec: LabSpec, node: Node) -> None:
         kind = node.kind
         env = ["-e", f"QEMU_CPU={kind.qemu_cpu}"] if kind.qemu_cpu else []
@@ -187,21 +206,41 @@ class Lab:
              "--label", f"{LABEL}={self.name}", "--label", f"{LABEL}.node={node.name}",
              "--label", f"{LABEL}.spec={spec.fingerprint()}", "--label", f"{LABEL}.owner={self.state_dir.resolve()}",
              *NODE_RUN_FLAGS, *env,
+             # A terminal for systemd's console: a node that dies at boot says why in `docker logs`.
+             "--tty",
              "-v", f"{self.key.resolve()}.pub:/root/.ssh/authorized_keys:ro",
              images.image_ref(kind)], what=f"starting node {node.name}")
 
-    def _wait_ready(self, spec: LabSpec, node: Node) -> None:
-        """A node is ready when systemd finished booting and Ansible's SSH login works."""
+    def _wait_ready(self, spec: LabSpec, nodes: list[Node]) -> None:
+        """Nodes are ready when systemd finished booting and Ansible's SSH login works. A node
+        that stops meanwhile is reported at once, with the end of its console."""
         deadline = time.monotonic() + BOOT_TIMEOUT_S
-        container = spec.container(node)
-        while time.monotonic() < deadline:
-            state = subprocess.run(["docker", "exec", container, "systemctl", "is-system-running"],
+        waiting = list(nodes)
+        while waiting:
+            self._check_running(spec, waiting)
+            node = waiting[0]
+            state = subprocess.run(["docker", "exec", spec.container(node), "systemctl", "is-system-running"],
                                    capture_output=True, text=True, check=False).stdout.strip()
             if state in ("running", "degraded") and self._ssh_ok(node):
-                return
+                waiting.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise LabError(f"node {node.name} did not boot with SSH within {BOOT_TIMEOUT_S} s (systemd: "
+                               f"{state or 'no answer'}); its console: {_console_tail(spec.container(node))}")
             time.sleep(1)
-        raise LabError(f"node {node.name} did not boot with SSH within {BOOT_TIMEOUT_S} s: "
-                       f"see `docker logs {container}`")
+
+    @staticmethod
+    def _check_running(spec: LabSpec, nodes: list[Node]) -> None:
+        containers = [spec.container(node) for node in nodes]
+        found = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.State.Status}} {{.State.ExitCode}}",
+                                *containers], capture_output=True, text=True, check=False).stdout.split("\n")
+        for line in found:
+            name, _, state = line.strip().lstrip("/").partition(" ")
+            status, _, code = state.partition(" ")
+            if status in ("exited", "dead"):
+                node = next(n for n in nodes if spec.container(n) == name)
+                raise LabError(f"node {node.name} stopped while booting (exit {code}); its console: "
+                               f"{_console_tail(name)}")
 
     def _ssh_ok(self, node: Node) -> bool:
         return subprocess.run(["ssh", *self.ssh_options(), f"root@{node.address}", "true"],

@@ -2,13 +2,14 @@
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.lab_access import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook
 from tests.playbook_run import expect_refused, expect_unchanged
-from lab import images, model
+from lab import cluster, images, model
 from lab.shell import LabError
 
 
@@ -138,3 +139,24 @@ def test_node_without_python_gets_a_clear_message(lab_inventory):
     finally:
         subprocess.run(["docker", "exec", container, "mv", "/usr/bin/python3.hidden", "/usr/bin/python3"], check=True)
     expect_refused(result, ["native-2"], "native-2 has no python3, which Ansible needs. Install it first")
+
+
+def test_a_node_that_dies_while_booting_is_reported_at_once_with_its_console(tmp_path):
+    """systemd exiting at boot (as it does when the host's inotify limit is used up) is named with
+    what it printed, at once, not after the boot timeout."""
+    spec = model.plan("pico-it-dies", "native=1", "172.28.62.0/24", 2600)
+    node = spec.nodes[0]
+    subprocess.run(["docker", "rm", "-f", spec.container(node)], capture_output=True, check=False)
+    subprocess.run(["docker", "run", "-d", "--tty", "--name", spec.container(node), images.image_ref(node.kind), "sh", "-c",
+                    "echo 'Failed to allocate manager object: Too many open files'; exit 255"],
+                   capture_output=True, check=True)
+    lab = cluster.Lab("pico-it-dies", tmp_path, tmp_path / "hosts.yml")
+    started = time.monotonic()
+    try:
+        with pytest.raises(LabError) as raised:
+            lab._wait_ready(spec, [node])
+    finally:
+        subprocess.run(["docker", "rm", "-f", spec.container(node)], capture_output=True, check=False)
+    assert time.monotonic() - started < 30
+    assert str(raised.value) == ("node native-1 stopped while booting (exit 255); its console: "
+                                 "Failed to allocate manager object: Too many open files")
