@@ -6,10 +6,14 @@
 # traceback. The collection itself never needs Mitogen: ANSIBLE_STRATEGY=linear runs the stock one.
 from __future__ import annotations
 
+import glob
 import os
 
 from ansible import __version__ as ANSIBLE_CORE_VERSION
+from ansible import constants as C
+from ansible.collections.list import list_collection_dirs
 from ansible.errors import AnsibleError
+from ansible.plugins.loader import filter_loader, test_loader
 
 # Newest ansible-core (major, minor) each Mitogen release ran the project's suite with. Add a line
 # after a green `make test` with the new pair; docs/ansible-speed.md says how.
@@ -55,6 +59,7 @@ _check()
 # Imported by its canonical name, as Mitogen's own proxy module does, so its classes exist once.
 import ansible_mitogen.affinity  # noqa: E402
 import ansible_mitogen.loaders  # noqa: E402
+import ansible_mitogen.planner  # noqa: E402
 import ansible_mitogen.strategy  # noqa: E402
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
@@ -78,6 +83,47 @@ def _unpin_small_controllers() -> None:
 _unpin_small_controllers()
 
 
+# Ansible forks a worker process for every task on every host, and a worker starts from what the
+# top-level process holds. Two things each worker otherwise does again, on a 30-board lab most of
+# a changed=0 site.yml's controller time (bench/fleet.py; docs/ansible-speed.md):
+# - Mitogen lists every installed collection for each collection module it runs (about 90
+#   collections with the `ansible` package: a directory walk per task and host);
+# - Jinja's filters and tests are found and imported on first use.
+# Both are done once here, before the first worker forks. The list of installed collections
+# cannot change during a run.
+_collection_dirs: list[str] | None = None
+
+
+def _installed_collection_dirs() -> list[str]:
+    global _collection_dirs
+    if _collection_dirs is None:
+        _collection_dirs = [path.decode("utf-8") for path in list_collection_dirs()]
+    return _collection_dirs
+
+
+def _load_collections_once(invocation) -> None:
+    invocation._extra_sys_paths.update(_installed_collection_dirs())
+
+
+def _warm_plugin_caches() -> None:
+    """Import the builtin filters and tests, and those of the collections in collections_path."""
+    _installed_collection_dirs()
+    filter_loader.get("ansible.builtin.to_json")  # loads every builtin filter, and tests below
+    test_loader.get("ansible.builtin.match")
+    for root in C.COLLECTIONS_PATHS:
+        for kind, loader in (("filter", filter_loader), ("test", test_loader)):
+            pattern = os.path.join(os.path.expanduser(root), "ansible_collections", "*", "*", "plugins", kind, "*.py")
+            for path in sorted(glob.glob(pattern)):
+                namespace, collection = path.split(os.sep)[-5:-3]
+                name = os.path.splitext(os.path.basename(path))[0]
+                if not name.startswith("_"):
+                    loader.get(f"{namespace}.{collection}.{name}")
+
+
+if hasattr(ansible_mitogen.planner, "_load_collections"):
+    ansible_mitogen.planner._load_collections = _load_collections_once
+
+
 def _controller_only(play) -> bool:
     """A play that addresses only this machine, over the local connection (Molecule's create and destroy)."""
     return play.connection == "local" and set(play.hosts or []) <= {"localhost", "127.0.0.1"}
@@ -91,4 +137,5 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
         # never report back there (Molecule's create and destroy plays waited on them for ever).
         if _controller_only(iterator._play):
             return _Linear.run(self, iterator, play_context)
+        _warm_plugin_caches()
         return super().run(iterator, play_context, result)

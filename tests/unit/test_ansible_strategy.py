@@ -2,6 +2,7 @@
 
 A Mitogen release that lags a new ansible-core must stop a run before its first task, with a message
 that names the way out; the stock strategy must keep working whatever Mitogen supports."""
+import json
 import os
 import re
 import subprocess
@@ -149,3 +150,52 @@ def test_task_workers_are_not_pinned_to_one_cpu_on_a_small_controller(tmp_path):
         assert unpinned == everything
     else:
         assert one_cpu.fullmatch(unpinned)
+
+
+WORKER_STATE_LOOKUP = """
+import json, sys
+from ansible.plugins.lookup import LookupBase
+import ansible_mitogen.planner
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        once = ansible_mitogen.planner._load_collections
+        strategy = sys.modules.get(getattr(once, "__module__", ""))
+        return [json.dumps({
+            "pico_filters": "ansible_collections.pico.cloud.plugins.filter.mesh_address" in sys.modules,
+            "builtin_filters": any(m.startswith("ansible.plugins.filter.core") for m in sys.modules),
+            "collections_listed": len(getattr(strategy, "_collection_dirs", None) or []),
+        })]
+"""
+WORKER_STATE_PLAY = """\
+- name: Write what a task worker inherited
+  hosts: controller-node
+  gather_facts: false
+  tasks:
+    - name: Write it (the lookup is the task's only template, so the worker itself imported nothing yet)
+      ansible.builtin.copy:
+        content: "{{ lookup('worker_state') }}"
+        dest: "{{ marker }}"
+        mode: "0644"
+"""
+
+
+def test_task_workers_start_with_the_plugin_caches_warm(tmp_path):
+    """Every task on every host runs in a freshly forked worker: what the top-level process has
+    imported and listed before the fork, a worker does not do again (on a 30-board lab most of a
+    changed=0 site.yml's controller time went there; docs/ansible-speed.md)."""
+    (tmp_path / "lookup").mkdir()
+    (tmp_path / "lookup" / "worker_state.py").write_text(WORKER_STATE_LOOKUP)
+    play = tmp_path / "state.yml"
+    play.write_text(WORKER_STATE_PLAY)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    marker = tmp_path / "state.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(play), "-e", f"marker={marker}"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOOKUP_PLUGINS": str(tmp_path / "lookup")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = json.loads(marker.read_text())
+    assert state["pico_filters"] and state["builtin_filters"], state
+    assert state["collections_listed"] > 0, state  # Mitogen's per-task listing is answered from the list made once
