@@ -49,7 +49,12 @@ def run_playbook(inventory: Path, *args: str, env: dict[str, str | None] | None 
 
 
 def _recap_of(run: PlaybookRun, hosts) -> dict[str, dict[str, int]]:
+    """The recap of exactly `hosts`. The playbooks open with a play on localhost that checks the
+    inventory names boards; it is left out unless asked for, and must not have failed."""
     recap = run.recap
+    if "localhost" in recap and "localhost" not in hosts:
+        controller = recap.pop("localhost")
+        assert controller["failed"] == 0 and controller["unreachable"] == 0, f"localhost: {controller}\n{run.tail()}"
     assert sorted(recap) == sorted(hosts), f"recap lists {sorted(recap)}, expected {sorted(hosts)}\n{run.tail()}"
     return recap
 
@@ -83,4 +88,22 @@ def expect_refused(run: PlaybookRun, hosts, *messages: str, unchanged=None) -> d
         assert counts["changed"] == 0, f"{host} changed {counts['changed']} things in a refused run\n{run.tail()}"
     for message in messages:
         assert message in run.text, f"{message!r} not in the output\n{run.tail()}"
+    return recap
+
+
+def expect_away(run: PlaybookRun, reached, away, *, changed: bool | None = None) -> dict[str, dict[str, int]]:
+    """A run with boards away: exit 4 (Ansible's "unreachable"), every reached board converged
+    (none failed; with changed=False nothing changed on them), each away board unreachable in the
+    recap and named in the closing summary of the pico.cloud.fleet role."""
+    assert run.returncode == 4, run.tail()
+    recap = _recap_of(run, [*reached, *away])
+    for host in reached:
+        counts = recap[host]
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, f"{host}: {counts}\n{run.tail()}"
+        if changed is False:
+            assert counts["changed"] == 0, f"{host} changed {counts['changed']} things\n{run.tail()}"
+    for host in away:
+        assert recap[host]["unreachable"] == 1, f"{host} is not unreachable in the recap: {recap[host]}\n{run.tail()}"
+        assert re.search(rf"(Not reached|Lost during the run): [^.]*\b{re.escape(host)}\b", run.text), \
+            f"{host} is not named in the summary\n{run.tail()}"
     return recap

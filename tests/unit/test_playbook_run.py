@@ -2,7 +2,7 @@
 with no recap at all, a failed re-run with changed=0, or one host of several unchanged must fail."""
 import pytest
 
-from tests.playbook_run import PlaybookRun, expect_refused, expect_success, expect_unchanged
+from tests.playbook_run import PlaybookRun, expect_away, expect_refused, expect_success, expect_unchanged
 
 RECAP = """
 PLAY RECAP *********************************************************************
@@ -49,3 +49,36 @@ def test_a_refused_run_fails_changes_nothing_and_says_why():
     expect_refused(run(returncode=2, b=1, fa=1), ["node-a", "node-b"], unchanged=["node-a"])
     with pytest.raises(AssertionError, match="not in the output"):
         expect_refused(refused, ["node-a", "node-b"], "some other reason")
+
+
+def test_the_inventory_check_on_localhost_is_left_out_of_the_recap_unless_it_failed():
+    checked = PlaybookRun(("site.yml",), 0, "PLAY RECAP\nlocalhost                  : ok=2    changed=0    unreachable=0    failed=1"
+                          "    skipped=0\n" + RECAP.format(a=0, b=0, fa=0), "")
+    with pytest.raises(AssertionError, match="localhost"):
+        expect_unchanged(checked, ["node-a", "node-b"])
+    fine = PlaybookRun(("site.yml",), 0, "PLAY RECAP\nlocalhost                  : ok=2    changed=0    unreachable=0    failed=0"
+                       "    skipped=0\n" + RECAP.format(a=0, b=0, fa=0), "")
+    expect_unchanged(fine, ["node-a", "node-b"])
+
+
+AWAY = """
+TASK [pico.cloud.fleet : Name the boards this run did not converge] ************
+ok: [node-a] =>
+    msg:
+    - 'Not reached: node-b did not answer when the run started; nothing of site.yml was done there.'
+
+PLAY RECAP *********************************************************************
+node-a                     : ok=90   changed=0    unreachable=0    failed=0    skipped=31   rescued=0    ignored=0
+node-b                     : ok=1    changed=0    unreachable={u}    failed=0    skipped=0    rescued=0    ignored=0
+"""
+
+
+def test_a_run_with_a_board_away_exits_4_converges_the_others_and_names_it():
+    expect_away(PlaybookRun(("site.yml",), 4, AWAY.format(u=1), ""), ["node-a"], ["node-b"], changed=False)
+    with pytest.raises(AssertionError):  # exit 0 hides the board that was away
+        expect_away(PlaybookRun(("site.yml",), 0, AWAY.format(u=1), ""), ["node-a"], ["node-b"])
+    with pytest.raises(AssertionError, match="is not unreachable in the recap"):
+        expect_away(PlaybookRun(("site.yml",), 4, AWAY.format(u=0), ""), ["node-a"], ["node-b"])
+    with pytest.raises(AssertionError, match="node-b is not named in the summary"):
+        expect_away(PlaybookRun(("site.yml",), 4, AWAY.format(u=1).replace("Not reached: node-b", "x"), ""),
+                    ["node-a"], ["node-b"])

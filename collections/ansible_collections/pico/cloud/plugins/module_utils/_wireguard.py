@@ -93,3 +93,53 @@ def mesh_problems(nodes, network):
             problems.append("%s share the mesh address %s: set pico_wireguard_address explicitly for all but one"
                             % (" and ".join(names), address))
     return problems
+
+
+def parse_peer_records(lines):
+    """The peers a node's WireGuard configuration holds, from the role's probe of that file.
+
+    Each line is `peer NAME KEY_TIME PUBLIC_KEY ADDRESS ENDPOINT:PORT` (the template writes the
+    name and key time in the comment that opens each [Peer] section); other lines are ignored.
+    """
+    records = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) != 6 or fields[0] != "peer":
+            continue
+        dummy, name, key_time, public_key, address, endpoint = fields
+        host, sep, port = endpoint.rpartition(":")
+        if not sep or not port.isdigit() or not is_valid_key(public_key):
+            continue
+        records[name] = {"public_key": public_key, "address": address, "endpoint": host.strip("[]"),
+                         "port": int(port), "key_time": int(key_time) if key_time.isdigit() else 0}
+    return records
+
+
+def mesh_peers(members, fresh, records):
+    """Every member of the mesh with what its peers need: address, endpoint, port, public key.
+
+    members: the group's names. fresh: what this run learned from the members it reached, by
+    name ({address, endpoint, port, public_key, key_time}). records: per member reached, the peers
+    its own configuration holds (parse_peer_records). A member this run did not reach keeps the
+    entry its peers hold, so it rejoins the mesh by itself when it is back: of differing records
+    the one of the newest key wins (a peer that was away during a rotation holds an older one),
+    then the one most peers hold, then the smaller key, so every run decides alike.
+    Returns (peers, unknown): peers by name, and the members no one has a key of (never joined).
+    """
+    peers, unknown = {}, []
+    for name in members:
+        if name in fresh and fresh[name].get("public_key"):
+            peers[name] = dict(fresh[name])
+            continue
+        held = [record[name] for observer, record in sorted(records.items()) if observer != name and name in record]
+        if not held:
+            unknown.append(name)
+            continue
+        votes = {}
+        for entry in held:
+            key = (entry["key_time"], entry["public_key"], entry["address"], entry["endpoint"], entry["port"])
+            votes[key] = votes.get(key, 0) + 1
+        key_time, public_key, address, endpoint, port = sorted(votes, key=lambda k: (-k[0], -votes[k], k[1:]))[0]
+        peers[name] = {"public_key": public_key, "address": address, "endpoint": endpoint, "port": port,
+                       "key_time": key_time, "last_known": True}
+    return peers, unknown

@@ -74,6 +74,14 @@ path:
   description: The private key file.
   type: str
   returned: always
+created:
+  description: >-
+    When the key in O(path) was made (the file's modification time, in seconds since the epoch on
+    the node's clock); null where there is no key yet. Peers keep it beside the public key, so of
+    two public keys recorded for a node the newer one is known.
+  type: int
+  returned: always
+  sample: 1764850000
 """
 
 import os
@@ -151,7 +159,8 @@ def main():
             os.chmod(path, 0o600)
         changed = True
 
-    result = dict(changed=changed, path=path, public_key=public)
+    created = int(os.stat(path).st_mtime) if os.path.exists(path) and public is not None else None
+    result = dict(changed=changed, path=path, public_key=public, created=created)
     if public:
         result["fingerprint"] = key_fingerprint(public)
     if module._diff:

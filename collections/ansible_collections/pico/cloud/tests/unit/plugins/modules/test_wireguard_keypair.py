@@ -35,13 +35,15 @@ def test_second_run_keeps_the_key_and_changes_nothing(run_module, tmp_path):
     assert second["changed"] is False
     assert second["public_key"] == first["public_key"]
     assert key.read_text() == private
+    # When the key was made, on the node's clock: peers keep it to tell an older key from a newer one.
+    assert second["created"] == first["created"] == int(key.stat().st_mtime)
 
 
 def test_check_mode_creates_nothing(run_module, tmp_path):
     key = tmp_path / "wg0.key"
     result = run_module("wireguard_keypair", check=True, diff=True, path=str(key))
     assert result["changed"] is True
-    assert result["public_key"] is None
+    assert result["public_key"] is None and result["created"] is None
     assert result["diff"] == {"before": {"public_key": None}, "after": {"public_key": None}}
     assert not key.exists()
 

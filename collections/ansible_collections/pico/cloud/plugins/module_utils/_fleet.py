@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+#
+# Private to pico.cloud (hence the leading underscore): no other collection or playbook may
+# import it, and it changes without notice or a changelog entry.
+"""A run's view of the fleet: which boards it worked on, and what it tells the operator of the rest."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def _names(value, what):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise TypeError("%s must be a list of board names, got %r" % (what, value))
+    return list(value)
+
+
+def _join(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def summary_lines(fleet, remaining, playbook, missed="", notes=None):
+    """Sentences naming the boards of the group a run did not converge, in the group's order."""
+    if not isinstance(fleet, dict):
+        raise TypeError("the fleet must be the pico_fleet fact (a dict), got %r" % (fleet,))
+    group = _names(fleet.get("group", []), "group")
+    powered_down = set(_names(fleet.get("powered_down", []), "powered_down"))
+    reached = set(_names(fleet.get("reached", []), "reached"))
+    remaining = set(_names(remaining, "remaining"))
+    notes = notes or {}
+    not_reached = [b for b in group if b not in powered_down and b not in reached]
+    lost = [b for b in group if b in reached and b not in remaining]
+    lines = []
+    if not_reached:
+        lines.append("Not reached: %s did not answer when the run started; nothing of %s was done there%s." % (
+            _join(not_reached), playbook, (": " + missed) if missed else ""))
+    if lost:
+        lines.append("Lost during the run: %s became unreachable or failed (see above); %s is incomplete there." % (
+            _join(lost), playbook))
+    for board in not_reached + lost:
+        if notes.get(board):
+            lines.append("%s: %s" % (board, notes[board]))
+    missing = [board for board in not_reached + lost if not notes.get(board)]  # a note says what to do
+    if missing:
+        lines.append("When %s back, run %s again: it converges %s and changes nothing on the others." % (
+            "it is" if len(missing) == 1 else "they are", playbook, "that board" if len(missing) == 1 else "those boards"))
+    off = [b for b in group if b in powered_down]
+    if off:
+        lines.append("Powered down, left out on purpose: %s (energy.yml; deploy.yml powers boards up when it needs "
+                     "their room)." % _join(off))
+    for board in sorted(fleet.get("switch_problems") or {}):
+        lines.append("The power switch of %s could not be read (%s); it was tried over SSH." % (
+            board, fleet["switch_problems"][board]))
+    return lines

@@ -1,0 +1,47 @@
+"""What a run says of the boards it did not converge."""
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.pico.cloud.plugins.filter import fleet_summary as summary_plugin
+
+fleet_summary = summary_plugin.FilterModule().filters()["fleet_summary"]
+GROUP = ["n1", "n2", "n3", "n4", "n5"]
+
+
+def test_every_board_took_part_and_nothing_is_said():
+    assert fleet_summary({"group": GROUP, "powered_down": [], "reached": GROUP}, GROUP, "site.yml") == []
+
+
+def test_boards_away_lost_and_powered_down_are_each_named_with_what_to_do():
+    fleet = {"group": GROUP, "powered_down": ["n5"], "reached": ["n1", "n2", "n3"], "switch_problems": {}}
+    lines = fleet_summary(fleet, ["n1", "n2"], "site.yml", "its roles were not applied", {"n4": "it keeps its old key."})
+    assert lines == [
+        "Not reached: n4 did not answer when the run started; nothing of site.yml was done there: its roles were not applied.",
+        "Lost during the run: n3 became unreachable or failed (see above); site.yml is incomplete there.",
+        "n4: it keeps its old key.",
+        "When they are back, run site.yml again: it converges those boards and changes nothing on the others.",
+        "Powered down, left out on purpose: n5 (energy.yml; deploy.yml powers boards up when it needs their room).",
+    ]
+
+
+def test_one_board_away_reads_as_one_and_a_switch_that_could_not_be_read_is_said():
+    fleet = {"group": GROUP, "powered_down": [], "reached": ["n1", "n2", "n3", "n5"], "switch_problems": {"n4": "exit 1"}}
+    lines = fleet_summary(fleet, ["n1", "n2", "n3", "n5"], "deploy.yml")
+    assert lines == [
+        "Not reached: n4 did not answer when the run started; nothing of deploy.yml was done there.",
+        "When it is back, run deploy.yml again: it converges that board and changes nothing on the others.",
+        "The power switch of n4 could not be read (exit 1); it was tried over SSH.",
+    ]
+
+
+def test_names_are_listed_in_the_group_order():
+    fleet = {"group": GROUP, "powered_down": ["n4", "n2"], "reached": ["n1", "n3", "n5"]}
+    assert fleet_summary(fleet, ["n1", "n3", "n5"], "site.yml") == [
+        "Powered down, left out on purpose: n2 and n4 (energy.yml; deploy.yml powers boards up when it needs their room)."]
+
+
+def test_bad_input_is_a_filter_error():
+    with pytest.raises(AnsibleFilterError, match="pico_fleet fact"):
+        fleet_summary(["n1"], [], "site.yml")
+    with pytest.raises(AnsibleFilterError, match="reached must be a list of board names"):
+        fleet_summary({"group": GROUP, "reached": "n1"}, [], "site.yml")
