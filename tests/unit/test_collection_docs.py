@@ -37,3 +37,11 @@ def test_every_plugin_and_role_renders_with_examples():
         elif not (doc.get("examples") or "").strip():
             without_examples.append(name)
     assert not missing and not without_examples, (missing, without_examples)
+
+
+def test_the_action_group_lists_every_module():
+    """module_defaults for group/pico.cloud.all reaches every module of the collection."""
+    import yaml
+    group = yaml.safe_load((COLLECTION / "meta/runtime.yml").read_text())["action_groups"]["all"]
+    modules = sorted(path.stem for path in (COLLECTION / "plugins/modules").glob("*.py") if not path.name.startswith("_"))
+    assert sorted(group) == modules

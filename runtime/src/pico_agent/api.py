@@ -2,7 +2,7 @@
 
 GET  /v1/services               healthy instance count per service, cluster-wide
 GET  /v1/services/<name>        that service's healthy instances
-GET  /v1/members                Serf members and their status
+GET  /v1/members                Serf members, their status and since when (where this agent saw it change)
 GET  /v1/health                 this agent: Serf, Docker, service files, local instances (503 if degraded)
 GET  /v1/catalog/local          this node's healthy instances (what peers fetch)
 GET  /metrics                   Prometheus text format
@@ -172,6 +172,10 @@ class _Connection(WaitingConnection):
 Handler = Callable[[Request, list[str]], Awaitable[Reply]]
 
 
+def _since(when: float | None) -> int | None:
+    return None if when is None else int(when)
+
+
 def _replicas(query: str):
     """None (every replica), a set of replica numbers, or "bad"."""
     for part in query.split("&"):
@@ -250,7 +254,8 @@ class API:
                 "service": name, "instances": [i.to_json() for i in agent.catalog.instances(name)]})
         if route == ["members"]:
             return self._only_get(request) or Reply(200, {"members": [
-                {"name": m.name, "address": m.address, "port": m.port, "status": m.status, "tags": m.tags}
+                {"name": m.name, "address": m.address, "port": m.port, "status": m.status, "tags": m.tags,
+                 "since": _since(agent.catalog.member_since.get(m.name))}
                 for m in sorted(agent.catalog.members.values(), key=lambda m: m.name)]})
         if route == ["health"]:
             if reply := self._only_get(request):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -71,6 +72,9 @@ class Catalog:
         self.local_version = catalog_version([])
         self.remote: dict[str, tuple[str, list[Instance]]] = {}
         self.members: dict[str, Member] = {}
+        # When this agent saw each member take its current status (Unix time), where it saw it
+        # happen: a member already failed or left when the agent started has none.
+        self.member_since: dict[str, float] = {}
         # Bumped by every change a DNS answer could show: the resolver caches answers until then.
         self.generation = 0
 
@@ -90,9 +94,16 @@ class Catalog:
         entry = self.remote.get(node)
         return entry[0] if entry else None
 
-    def update_member(self, member: Member) -> None:
-        if self.members.get(member.name) != member:
+    def update_member(self, member: Member, *, observed: bool = True) -> None:
+        """observed: the status is news (an event, a later sync), not what the agent found at its start."""
+        before = self.members.get(member.name)
+        if before != member:
             self.generation += 1
+        if before is None or before.status != member.status:
+            if observed:
+                self.member_since[member.name] = time.time()
+            else:
+                self.member_since.pop(member.name, None)
         self.members[member.name] = member
         if member.status != "alive":
             # A failed or departed node's instances leave discovery at once.
@@ -101,6 +112,7 @@ class Catalog:
 
     def forget_member(self, name: str) -> None:
         self.members.pop(name, None)
+        self.member_since.pop(name, None)
         self.remote.pop(name, None)
         self.generation += 1
 

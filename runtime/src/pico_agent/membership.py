@@ -44,6 +44,9 @@ class Membership:
         self.self_address: str | None = None
         self.on_self_address = on_self_address
         self.on_member_status = on_member_status
+        # The first look at the members after the agent starts finds them as they are; what
+        # changes after it is seen happening (catalog.member_since).
+        self._first_look_done = False
 
     @property
     def connected(self) -> bool:
@@ -103,7 +106,7 @@ class Membership:
 
     def _observe(self, member: Member) -> None:
         before = self.catalog.members.get(member.name)
-        self.catalog.update_member(member)
+        self.catalog.update_member(member, observed=self._first_look_done)
         if before is None or before.status != member.status:
             log("info", "member_status", node=member.name, status=member.status, address=member.address)
             self.on_member_status()
@@ -180,6 +183,7 @@ class Membership:
                 self.catalog.forget_member(name)
         for member in members:
             self._observe(member)
+        self._first_look_done = True
 
     async def _announce(self, client: SerfClient) -> None:
         """After a graceful leave (an agent restart) peers may still hold the leave intent and keep

@@ -3,6 +3,7 @@
 import json
 import socket
 import subprocess
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -92,8 +93,12 @@ def test_a_killed_node_leaves_discovery_and_comes_back(cluster):
     try:
         with published(victim, "cache"):
             wait_for(lambda: watcher.resolve("cache.service.pico"), 15, what="cache resolvable")
+            killed_at = time.time()
             victim.kill()
             wait_for(lambda: watcher.members().get(victim.name) == "failed", 30, what="Serf declaring the node failed")
+            # Since when it is failed, as the watcher saw it happen (status.yml shows it).
+            since = {m["name"]: m["since"] for m in watcher.get("/v1/members")[1]["members"]}[victim.name]
+            assert killed_at <= since + 1 <= time.time() + 1, (killed_at, since)
             for node in cluster.nodes[:4]:  # each learns of the failure by gossip, a moment apart
                 wait_for(lambda: node.members().get(victim.name) == "failed", 10, what=f"{node.name} seeing the failure")
                 assert node.instances("cache") == []

@@ -1,5 +1,7 @@
 """Catalog and DNS answers, with a catalog filled the way the membership code fills it."""
 
+import time
+
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
 from pico_agent.catalog import Catalog, Instance, catalog_version, parse_remote
@@ -33,6 +35,22 @@ def test_a_failed_member_takes_its_instances_with_it(catalog):
     catalog.update_member(member("b", "10.99.0.2", "failed"))
     assert sorted(i.node for i in catalog.instances("web")) == ["a", "c"]
     assert catalog.services() == {"web": 2}
+
+
+def test_since_when_a_member_has_its_status_is_kept_where_the_agent_saw_it_change():
+    catalog = Catalog("a")
+    catalog.update_member(member("b", "10.99.0.2", "left"), observed=False)  # found so at the agent's start
+    assert "b" not in catalog.member_since
+    before = time.time()
+    catalog.update_member(member("b", "10.99.0.2", "alive"))
+    seen_alive = catalog.member_since["b"]
+    assert before <= seen_alive <= time.time()
+    catalog.update_member(member("b", "10.99.0.2", "alive"))  # the same status again: since stays
+    assert catalog.member_since["b"] == seen_alive
+    catalog.update_member(member("b", "10.99.0.2", "failed"))
+    assert catalog.member_since["b"] >= seen_alive
+    catalog.forget_member("b")
+    assert "b" not in catalog.member_since
 
 
 def test_the_version_changes_only_with_the_instances():

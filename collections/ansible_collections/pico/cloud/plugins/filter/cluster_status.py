@@ -14,9 +14,11 @@ version_added: "0.5.0"
 description:
   - Puts the plan the nodes hold beside the healthy instances the agents publish, per service
     (desired and healthy replicas, version, which nodes, and which instances run for a failed
-    node's slot) and per node (memory and CPU requested
-    against its capacity, architecture, board, power profile). Used by playbooks/status.yml.
-positional: nodes, instances
+    node's slot) and per node - its state (up, unreachable, failed or left in the gossip, powered
+    down, with since when where known), memory and CPU requested against its capacity,
+    architecture, board, power profile, and the replicas it holds, or held. Used by
+    playbooks/status.yml.
+positional: nodes, instances, fleet, members
 options:
   _input:
     description: The plan the nodes hold (from pico.cloud.service_plan), or an empty mapping.
@@ -31,6 +33,17 @@ options:
     description: Healthy instances in discovery, by service name (an agent's /v1/services/<name>).
     type: dict
     required: true
+  fleet:
+    description: >-
+      The boards of the inventory as the run found them - the C(pico_fleet) fact (C(group),
+      C(powered_down), C(reached)) with C(remaining), the boards still in the play, and C(boards),
+      each board's C(pico_board). Every board of the group then gets a row, those the run could
+      not look at from what the plan and the gossip know of them.
+    type: dict
+  members:
+    description: The cluster's members as an agent lists them (C(/v1/members)), each with C(name), C(status) and C(since).
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
@@ -43,6 +56,8 @@ _value:
   type: dict
 """
 
+import time
+
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pico.cloud.plugins.module_utils._placement import FAILOVER_TAG, SPEC_TAG, parse_memory
 
@@ -51,9 +66,35 @@ def _mib(value):
     return int(value) // (1024 * 1024)
 
 
-def _cluster_status(plan, nodes, instances):
+def _when(epoch):
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(epoch)))
+
+
+def _state(name, fleet, gossip):
+    """How a board is, as this run and the cluster's gossip see it, in a few words."""
+    member = gossip.get(name) or {}
+    status, since = member.get("status"), member.get("since")
+    seen = ""
+    if status and status != "alive":
+        seen = ", %s in the gossip%s" % (status, " since " + _when(since) if since else "")
+    if name in (fleet.get("powered_down") or []):
+        recorded = ((fleet.get("_plan_off") or {}).get(name) or {}).get("since")
+        when = recorded or (since if status == "left" else None)
+        return "powered down" + (" since " + _when(when) if when else "")
+    if name in (fleet.get("remaining") or []):
+        return "up" + seen
+    if status == "alive":
+        seen = ", alive in the gossip"
+    return "unreachable" + (seen or (", not in the gossip" if gossip else ""))
+
+
+def _cluster_status(plan, nodes, instances, fleet=None, members=None):
     if not isinstance(plan, dict) or not isinstance(nodes, list) or not isinstance(instances, dict):
         raise AnsibleFilterError("cluster_status expects a plan (mapping), nodes (list) and instances (mapping)")
+    if fleet is not None and not isinstance(fleet, dict):
+        raise AnsibleFilterError("cluster_status: fleet must be the pico_fleet fact (a mapping)")
+    if members is not None and not isinstance(members, list):
+        raise AnsibleFilterError("cluster_status: members must be a list (an agent's /v1/members)")
     plan_services = plan.get("services") or {}
     drained = set(plan.get("drained") or [])
     services = []
@@ -83,17 +124,29 @@ def _cluster_status(plan, nodes, instances):
             "version": ", ".join(images) or "-", "planned": planned, "healthy_on": running,
             "failed_over": failed_over,
         })
+    gossip = dict((m.get("name"), m) for m in members or [] if isinstance(m, dict))
+    fleet = dict(fleet or {}, _plan_off=plan.get("powered_off") or {})
+    looked = dict((node["name"], node) for node in nodes)
+    planned_nodes = plan.get("nodes") or {}
+    names = sorted(set(looked) | set(fleet.get("group") or []))
     rows = []
-    for node in sorted(nodes, key=lambda n: n["name"]):
-        requested = (plan.get("nodes") or {}).get(node["name"]) or {}
+    for name in names:
+        requested = planned_nodes.get(name) or {}
+        node = looked.get(name)
+        if node is None:  # not looked at in this run: what the plan knows of it
+            known = dict(requested, **(fleet["_plan_off"].get(name) or {}))
+            node = {"name": name, "arch": known.get("arch", ""), "board": (fleet.get("boards") or {}).get(name, ""),
+                    "memory": known.get("memory"), "cpus": known.get("cpus", 0), "power": None}
         power = node.get("power") or {}
+        memory = node.get("memory")
         rows.append({
-            "name": node["name"], "arch": node.get("arch", ""), "board": node.get("board", ""),
+            "name": name, "arch": node.get("arch", ""), "board": node.get("board", ""),
+            "state": _state(name, fleet, gossip) if fleet.get("group") else "up",
             "power_profile": power.get("profile", "-") if isinstance(power, dict) else "-",
             "memory_requested_mib": _mib(requested.get("memory_requested", 0)),
-            "memory_capacity_mib": _mib(parse_memory(node["memory"], "memory")) if node.get("memory") else 0,
+            "memory_capacity_mib": _mib(memory if isinstance(memory, int) else parse_memory(memory, "memory")) if memory else 0,
             "cpu_requested": requested.get("cpu_requested", 0), "cpus": node.get("cpus", 0),
-            "replicas": requested.get("replicas", {}), "drained": node["name"] in drained,
+            "replicas": requested.get("replicas", {}), "drained": name in drained,
         })
     return {"services": services, "nodes": rows, "generation": plan.get("generation", 0),
             "plan_version": plan.get("version", "-"), "text": _text(services, rows, plan)}
@@ -110,7 +163,7 @@ def _text(services, nodes, plan):
                      " ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-",
                      " ".join("%s(for %s)" % (f["node"], f["owner"]) for f in s["failed_over"]) or "-"]
                     for s in services]
-    node_rows = [[n["name"], n["arch"], n["board"], n["power_profile"],
+    node_rows = [[n["name"], n["state"], n["arch"] or "-", n["board"] or "-", n["power_profile"],
                   "%d/%d MiB" % (n["memory_requested_mib"], n["memory_capacity_mib"]),
                   "%g/%g" % (n["cpu_requested"], n["cpus"]),
                   " ".join("%s:%d" % kv for kv in sorted(n["replicas"].items())) + (" (drained)" if n["drained"] else "")]
@@ -118,7 +171,7 @@ def _text(services, nodes, plan):
     return "plan generation %s (%s)\n\n%s\n\n%s" % (
         plan.get("generation", 0), plan.get("version", "none yet"),
         _table(["SERVICE", "HEALTHY/DESIRED", "VERSION", "NODES", "FAILED OVER"], service_rows) if service_rows else "no services",
-        _table(["NODE", "ARCH", "BOARD", "POWER", "MEMORY", "CPU", "REPLICAS"], node_rows))
+        _table(["NODE", "STATE", "ARCH", "BOARD", "POWER", "MEMORY", "CPU", "REPLICAS"], node_rows))
 
 
 class FilterModule(object):

@@ -19,8 +19,12 @@ description:
   - The lock is a lease. Once O(lease) seconds have passed it counts as free, so a controller
     that crashed mid-rollout blocks the next one for that long at most. Keep the file on a
     C(tmpfs) such as C(/run), and a reboot frees it too.
-  - Taking a lock this owner already holds changes nothing. Releasing removes the lock only when
-    this owner holds it, and never another run's lock.
+  - Taking a lock this owner already holds changes nothing. Releasing marks the lock released only
+    when this owner holds it, and never touches another run's lock. The released lock stays on the
+    node (its owner and when), so a later run knows that run ended.
+  - A board that was away when a run ended still holds that run's lock when it is back. The next
+    run passes the runs it knows ended (released on other nodes) as O(ended), and takes such a
+    lock over instead of waiting out its lease.
 options:
   owner:
     description: Who takes or releases the lock, unique per run (for example C(controller-host:random)).
@@ -34,6 +38,11 @@ options:
     description: Seconds the lock is held for unless released first.
     type: int
     default: 1800
+  ended:
+    description: Runs known to have ended (their lock is released on other nodes); a lock one of them still holds here is free.
+    type: list
+    elements: str
+    default: []
   state:
     description: V(present) to take the lock, V(absent) to release it.
     type: str
@@ -69,7 +78,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 holder:
-  description: The lock as the module left it (owner, service, expires as Unix time), or null when free.
+  description: >-
+    The lock as the module left it (owner, service, expires as Unix time), or null when free. A
+    released lock is free and has C(released), the Unix time it was released.
   returned: always
   type: dict
 """
@@ -99,6 +110,7 @@ def main():
         argument_spec=dict(
             owner=dict(type="str", required=True),
             service=dict(type="str", default="all"),
+            ended=dict(type="list", elements="str", default=[]),
             lease=dict(type="int", default=1800),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             path=dict(type="path", default="/run/pico-cloud-rollout.json"),
@@ -118,15 +130,17 @@ def main():
         fcntl.flock(guard, fcntl.LOCK_EX)
         held = read_lock(path)
         now = int(time.time())
-        mine = held is not None and held.get("owner") == owner
+        mine = held is not None and held.get("owner") == owner and not held.get("released")
         if module.params["state"] == "absent":
             if mine and not module.check_mode:
-                os.unlink(path)
+                released = dict(held, released=now)
+                write_atomic(module, path, json.dumps(released) + "\n", mode=0o644)
             module.exit_json(changed=mine, holder=None if mine else held)
         if mine:
             module.exit_json(changed=False, holder=held)
         expires = held.get("expires", 0) if held else 0
-        if held is not None and isinstance(expires, (int, float)) and expires > now:
+        if held is not None and not held.get("released") and held.get("owner") not in module.params["ended"] \
+                and isinstance(expires, (int, float)) and expires > now:
             module.fail_json(
                 msg="a rollout of %s by %s holds the rollout lock until %s. Wait for it to end. If that run is "
                     "dead, remove %s on the nodes (it also expires by itself). Nothing was changed."

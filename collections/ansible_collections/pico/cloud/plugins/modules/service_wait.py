@@ -21,6 +21,9 @@ description:
     for instances that must be gone from discovery (drained ones).
   - On failure the message names the service, the node and what that node's own agent says of
     its instances (health check output included), fetched over the mesh.
+  - A node of O(present) that the cluster's gossip stops counting as alive (it failed or left,
+    for example a board that lost its network) is not waited for. It is returned in RV(gone), and
+    the rest is waited for as asked. A rollout goes on without such a node.
   - Only reads; check mode runs it too, which a dry run of a rollout does not reach.
 options:
   name:
@@ -107,6 +110,11 @@ instances:
   returned: always
   type: list
   elements: dict
+gone:
+  description: Nodes of O(present) that the cluster's gossip did not count as alive, so were not waited for.
+  returned: always
+  type: list
+  elements: str
 """
 
 import time
@@ -139,6 +147,15 @@ def _matches(instances, present, absent):
         if left:
             return "%s still has %d instance%s in discovery" % (gone["node"], len(left), "" if len(left) == 1 else "s")
     return None
+
+
+def _gone(url, present):
+    """The nodes of `present` the cluster's gossip does not count as alive now."""
+    status, body = call(url, "/v1/members")
+    alive = set(m.get("name") for m in (body.get("members") or []) if m.get("status") == "alive") if status == 200 else None
+    if alive is None:
+        return []  # no answer on membership: wait for every node, as asked
+    return sorted(set(want["node"] for want in present if want["node"] not in alive))
 
 
 def _node_report(url, name, node):
@@ -176,17 +193,19 @@ def main():
     )
     p = module.params
     start = time.monotonic()
-    held_since, instances, missing = None, [], "nothing asked yet"
+    held_since, instances, missing, gone = None, [], "nothing asked yet", []
     try:
         while True:
             now = time.monotonic()
             status, body = call(p["api_url"], "/v1/services/%s" % p["name"])
             instances = body.get("instances", []) if status == 200 else []
-            missing = _matches(instances, p["present"], p["absent"])
+            gone = _gone(p["api_url"], p["present"]) if p["present"] else []
+            present = [want for want in p["present"] if want["node"] not in gone]
+            missing = _matches(instances, present, p["absent"])
             if missing is None:
                 held_since = held_since if held_since is not None else now
                 if now - held_since >= p["min_healthy_time"]:
-                    module.exit_json(changed=False, waited=round(now - start, 2), instances=instances)
+                    module.exit_json(changed=False, waited=round(now - start, 2), instances=instances, gone=gone)
             else:
                 held_since = None
             if now - start >= p["timeout"]:
@@ -194,12 +213,12 @@ def main():
             time.sleep(p["interval"])
         if missing is None:
             missing = "healthy, but not for %g s without a break (it flapped)" % p["min_healthy_time"]
-        node = next((w["node"] for w in p["present"] if _matches(instances, [w], []) is not None), None)
+        node = next((w["node"] for w in present if _matches(instances, [w], []) is not None), None)
         report = " Its agent says: %s." % _node_report(p["api_url"], p["name"], node) if node else ""
         module.fail_json(msg="service %s: %s after %g s.%s" % (p["name"], missing, p["timeout"], report),
-                         instances=instances, node=node)
+                         instances=instances, node=node, gone=gone)
     except AgentError as err:
-        module.fail_json(msg=str(err), instances=instances)
+        module.fail_json(msg=str(err), instances=instances, gone=gone)
 
 
 if __name__ == "__main__":

@@ -60,4 +60,85 @@ def test_status_puts_the_plan_beside_discovery():
     lines = status["text"].splitlines()
     assert lines[0] == "plan generation 4 (v4)"
     assert "web      3/3              pico/demo:2.0.0  a:2 b:1  b(for c)" in lines
-    assert any(line.startswith("c     armv6l   pizero   -      0/352 MiB") and line.endswith("(drained)") for line in lines)
+    assert any(line.startswith("c     up     armv6l   pizero   -      0/352 MiB") and line.endswith("(drained)") for line in lines)
+
+
+def test_status_shows_every_board_of_the_inventory_with_its_state_and_what_it_holds():
+    """Boards the run could not look at keep a row: from the plan, the gossip and the power record."""
+    plan = {"generation": 5, "version": "v5", "drained": [],
+            "services": {"web": {"digest": "bbbb", "slots": ["a", "b", "c"]}},
+            "nodes": {"a": {"arch": "armv6l", "cpus": 1.0, "memory": 352 * 1024 ** 2, "memory_requested": 48 * 1024 ** 2,
+                            "cpu_requested": 0.2, "replicas": {"web": 1}},
+                      "b": {"arch": "aarch64", "cpus": 4.0, "memory": 352 * 1024 ** 2, "memory_requested": 48 * 1024 ** 2,
+                            "cpu_requested": 0.2, "replicas": {"web": 1}},
+                      "c": {"arch": "armv6l", "cpus": 1.0, "memory": 352 * 1024 ** 2, "memory_requested": 48 * 1024 ** 2,
+                            "cpu_requested": 0.2, "replicas": {"web": 1}}},
+            "powered_off": {"d": {"name": "d", "arch": "armv6l", "board": "pizero", "memory": "352m", "cpus": 1,
+                                  "since": 1796390000}}}
+    nodes = [{"name": "a", "arch": "armv6l", "board": "pizero", "memory": "352m", "cpus": 1, "power": {"profile": "eco"},
+              "services": {"web": NEW}}]
+    fleet = {"group": ["a", "b", "c", "d", "e"], "powered_down": ["d"], "reached": ["a", "b"], "remaining": ["a"],
+             "boards": {"a": "pizero", "b": "pizero2", "c": "pizero", "d": "pizero", "e": "pizero"}}
+    members = [{"name": "a", "status": "alive", "since": None}, {"name": "b", "status": "failed", "since": 1796391000},
+               {"name": "c", "status": "alive", "since": None}, {"name": "d", "status": "left", "since": 1796389999}]
+    status = _cluster_status(plan, nodes, {"web": [{"node": "a", "tags": ["pico.spec:bbbb"]}]}, fleet, members)
+    rows = {row["name"]: row for row in status["nodes"]}
+    assert {name: row["state"] for name, row in rows.items()} == {
+        "a": "up",
+        "b": "unreachable, failed in the gossip since 2026-12-04 13:30 UTC",
+        "c": "unreachable, alive in the gossip",
+        "d": "powered down since 2026-12-04 13:13 UTC",
+        "e": "unreachable, not in the gossip",
+    }
+    # What an unreachable board held, and its capacity, from the plan; its board from the inventory.
+    assert (rows["b"]["arch"], rows["b"]["board"], rows["b"]["replicas"], rows["b"]["memory_capacity_mib"]) == (
+        "aarch64", "pizero2", {"web": 1}, 352)
+    assert rows["d"]["arch"] == "armv6l" and rows["e"]["arch"] == "" and rows["e"]["replicas"] == {}
+    assert "e     unreachable, not in the gossip" in status["text"]
+
+
+from ansible_collections.pico.cloud.plugins.filter import rollout_away as away_plugin  # noqa: E402
+
+rollout_away = away_plugin.FilterModule().filters()["rollout_away"]
+MEMBERS = [{"name": "pz-1", "status": "alive"}, {"name": "pz-2", "status": "failed"}, {"name": "pz-3", "status": "alive"}]
+
+
+def test_a_node_ansible_cannot_reach_or_the_gossip_counts_failed_is_away_the_rest_is_a_failure():
+    results = [
+        {"item": {"node": "pz-1"}, "changed": True},
+        {"item": {"node": "pz-2"}, "failed": True, "msg": "Mitogen was disconnected from the remote environment"},
+        {"item": {"node": "pz-3"}, "failed": True, "msg": "failed to validate"},
+        {"item": "pz-4", "unreachable": True, "msg": "Connection timed out"},
+    ]
+    assert rollout_away(results, MEMBERS) == {"away": ["pz-2", "pz-4"], "failed": [{"node": "pz-3", "msg": "failed to validate"}]}
+
+
+def test_without_the_members_only_the_unreachable_are_away():
+    results = [{"item": {"node": "pz-2"}, "failed": True, "msg": "x"}, {"item": "pz-4", "unreachable": True}]
+    assert rollout_away(results, None) == {"away": ["pz-4"], "failed": [{"node": "pz-2", "msg": "x"}]}
+
+
+def test_results_that_are_not_a_steps_results_are_a_filter_error():
+    with pytest.raises(AnsibleFilterError, match="loop results"):
+        rollout_away({"results": []}, MEMBERS)
+    with pytest.raises(AnsibleFilterError, match="without the node"):
+        rollout_away([{"failed": True}], MEMBERS)
+
+
+from ansible_collections.pico.cloud.plugins.filter import rollout_missed as missed_plugin  # noqa: E402
+
+rollout_missed = missed_plugin.FilterModule().filters()["rollout_missed"]
+
+
+def test_what_a_rollout_left_undone_on_a_node_found_away_is_said_per_node():
+    rollouts = [{"service": "web", "batches": [{"steps": STEPS[:1]}, {"steps": STEPS[1:]}]},
+                {"service": "api", "batches": [{"steps": [{"node": "z", "action": "start", "old": None, "new": NEW}]}]}]
+    assert rollout_missed(["a", "c", "q"], rollouts) == {
+        "a": "not rolled out there, or not all of it: web (replace to 2 of pico/demo:2.0.0); the agents cover its "
+             "slots by failover until a deploy reaches it: run deploy.yml again once it is back.",
+        "c": "not rolled out there, or not all of it: web (stop); the agents cover its slots by failover until a "
+             "deploy reaches it: run deploy.yml again once it is back.",
+        "q": "the new plan did not reach it: run deploy.yml again once it is back.",
+    }
+    with pytest.raises(AnsibleFilterError):
+        rollout_missed("a", rollouts)

@@ -15,8 +15,12 @@ def test_one_run_takes_the_lock_another_is_refused_until_it_is_released(run_modu
     # Releasing is the owner's: another run's release leaves the lock where it is.
     assert run_module("rollout_lock", path=path, owner="ctl-b:2", state="absent")["changed"] is False
     assert json.loads((tmp_path / "rollout.json").read_text())["owner"] == "ctl-a:1"
-    assert run_module("rollout_lock", path=path, owner="ctl-a:1", state="absent")["changed"] is True
-    assert not (tmp_path / "rollout.json").exists()
+    released = run_module("rollout_lock", path=path, owner="ctl-a:1", state="absent")
+    assert released["changed"] is True and released["holder"] is None
+    # The released lock stays, saying who held it and when it ended: a later run learns that run ended.
+    kept = json.loads((tmp_path / "rollout.json").read_text())
+    assert kept["owner"] == "ctl-a:1" and kept["released"] >= kept["expires"] - 600
+    assert run_module("rollout_lock", path=path, owner="ctl-a:1", state="absent")["changed"] is False
     assert run_module("rollout_lock", path=path, owner="ctl-b:2")["changed"] is True
 
 
@@ -47,3 +51,15 @@ def test_a_lease_that_is_not_positive_is_refused(run_module, tmp_path):
     result = run_module("rollout_lock", path=str(tmp_path / "rollout.json"), owner="ctl-a:1", lease=0)
     assert result.get("failed") is True and "lease must be a positive number" in result["msg"]
     assert not (tmp_path / "rollout.json").exists()
+
+
+def test_a_lock_left_on_a_board_that_was_away_is_taken_over_once_its_run_is_known_to_have_ended(run_module, tmp_path):
+    """The board was away when run ctl-a:1 released its lock everywhere else; that run's lease still runs."""
+    lock = tmp_path / "rollout.json"
+    lock.write_text(json.dumps({"owner": "ctl-a:1", "service": "web", "expires": int(time.time()) + 900}))
+    refused = run_module("rollout_lock", path=str(lock), owner="ctl-b:2")
+    assert refused.get("failed") is True and "ctl-a:1 holds the rollout lock" in refused["msg"]
+    taken = run_module("rollout_lock", path=str(lock), owner="ctl-b:2", ended=["ctl-a:1"])
+    assert taken["changed"] is True and json.loads(lock.read_text())["owner"] == "ctl-b:2"
+    # A run that has not ended is never taken over.
+    assert run_module("rollout_lock", path=str(lock), owner="ctl-c:3", ended=["ctl-a:1"]).get("failed") is True

@@ -17,3 +17,58 @@ def test_a_takeover_beside_the_nodes_own_replica_is_not_counted():
 def test_a_takeover_left_on_a_node_does_not_hold_up_its_old_instances_going():
     assert _matches([TAKEOVER], [], [{"node": "pz-2", "tag": SPEC}]) is None
     assert _matches([OWN], [], [{"node": "pz-2", "tag": SPEC}]) == "pz-2 still has 1 instance in discovery"
+
+
+class _Agent:
+    """An agent's read-only API on loopback, answering what a test sets (the module as a whole is
+    run against real agents in the integration tests; here only what it concludes is checked)."""
+
+    def __init__(self, instances, members):
+        import http.server
+        import json
+        import threading
+        agent = self
+        self.instances, self.members = instances, members
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = {"instances": agent.instances} if self.path.startswith("/v1/services/") else {"members": agent.members}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_a_node_the_gossip_counts_failed_is_not_waited_for_and_is_returned(run_module):
+    agent = _Agent([dict(OWN, node="pz-1", id="pz-1/web-0")],
+                   [{"name": "pz-1", "status": "alive"}, {"name": "pz-2", "status": "failed"}])
+    try:
+        result = run_module("service_wait", name="web", api_url=agent.url, timeout=20,
+                            present=[{"node": "pz-1", "count": 1, "tag": SPEC}, {"node": "pz-2", "count": 1, "tag": SPEC}])
+    finally:
+        agent.close()
+    assert result.get("failed") is not True, result["_raw"]
+    assert result["gone"] == ["pz-2"] and result["waited"] < 10
+
+
+def test_a_node_that_is_alive_is_waited_for_and_named(run_module):
+    agent = _Agent([dict(OWN, node="pz-1", id="pz-1/web-0")],
+                   [{"name": "pz-1", "status": "alive", "address": "127.0.0.1"}, {"name": "pz-2", "status": "alive", "address": "127.0.0.1"}])
+    try:
+        result = run_module("service_wait", name="web", api_url=agent.url, timeout=1, interval=0.2,
+                            present=[{"node": "pz-1", "count": 1, "tag": SPEC}, {"node": "pz-2", "count": 1, "tag": SPEC}])
+    finally:
+        agent.close()
+    assert result["failed"] is True and result["gone"] == []
+    assert result["msg"].startswith("service web: pz-2 has 0 healthy instances")
