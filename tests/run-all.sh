@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 stages=(
   "unit | lint syntax"
   "integration-lab | collection integration-agent"
-  "molecule-default | chaos molecule-containers energy"
+  "molecule-default | chaos molecule-containers fleet"
 )
 
 logs=$(mktemp -d)

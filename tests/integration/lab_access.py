@@ -2,11 +2,12 @@
 against it, and commands on its nodes. The fixtures that bring it up are in conftest.py."""
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.playbook_run import PlaybookRun, run_playbook
+from tests.playbook_run import PlaybookRun, run_playbook, run_playbook_watching
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_NAME = "pico-it"
@@ -28,6 +29,33 @@ def playbook(inventory, *args, env=None) -> PlaybookRun:
     # a private fact cache: tests must not see facts of another lab
     return run_playbook(inventory, *args, env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"),
                                                **(env or {})})
+
+
+class PauseWhen:
+    """Pause a board's container (a board that froze, or lost its network) the n-th time a line of a
+    run's output matches `pattern`; `board` is a name, or a function of the output so far that
+    names it (the board of a batch the run announced)."""
+
+    def __init__(self, lab, pattern, board, nth=1):
+        self.lab, self.pattern, self.board, self.nth = lab, re.compile(pattern), board, nth
+        self.seen, self.paused = 0, None
+
+    def __call__(self, line, output):
+        if self.paused is None and self.pattern.search(line):
+            self.seen += 1
+            if self.seen == self.nth:
+                board = self.board(output) if callable(self.board) else self.board
+                subprocess.run(["docker", "pause", f"{self.lab}-lab-{board}"], check=True, capture_output=True)
+                self.paused = board
+
+
+def playbook_pausing(inventory, *args, pauses, env=None) -> PlaybookRun:
+    """playbook(), pausing boards as the run goes (PauseWhen); each paused board is named in its .paused."""
+    def on_line(line, output):
+        for pause in pauses:
+            pause(line, output)
+    return run_playbook_watching(inventory, *args, on_line=on_line,
+                                 env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})})
 
 
 def node_exec(node, *cmd):

@@ -1,7 +1,7 @@
 """Energy-aware placement on a lab of six native boards with a light load: energy.yml packs the
 services on the fewest boards their declarations allow, powers the rest down through the lab's
 switch (the board's container stops), with no request failed and no failover; deploy.yml powers
-boards back up when it needs their room. Its own lab: the shared one has three boards."""
+boards back up when it needs their room. On the fleet lab (fleet_lab.py): six boards of their own."""
 import json
 import subprocess
 import time
@@ -9,80 +9,24 @@ import time
 import pytest
 
 from lab.board_load import BoardLoad
-from tests.integration.lab_access import lab_cli, playbook
+from tests.integration.fleet_lab import BOARDS, CLIENT, agent, container, instances, on_board, powered, run, service
 from tests.playbook_run import expect_success, expect_unchanged
-
-LAB, MIX, SUBNET, PORT_BASE = "pico-en", "native=6", "172.28.72.0/24", 2850
-BOARDS = tuple("native-%d" % i for i in range(1, 7))
-CLIENT = "native-1"  # first in pack order: it stays on
-# Each board gives services 200 MiB here, so two packed services fit two boards and a third needs more.
-SETTINGS = {"pico_agent_services": [], "pico_node_capacity": {"memory": "200m", "cpus": 1}}
-
-
-def service(name, port, replicas=2, memory="48m", strategy="pack"):
-    return {"name": name, "image": "pico/demo:1.0.0", "replicas": replicas, "port": port, "min_nodes": 2,
-            "strategy": strategy, "resources": {"memory": memory, "cpu": 0.2},
-            "health": {"type": "http", "path": "/healthz", "interval": 1, "timeout": 1, "retries": 2, "start_period": 30},
-            "update": {"min_healthy_time": 2, "healthy_deadline": 90, "drain_time": 1}}
-
 
 LIGHT_LOAD = [service("web", 8090), service("api", 8091)]
 
 
-def run(inventory, name, services, *args):
-    extra = inventory.parent / "energy-vars.json"
-    extra.write_text(json.dumps({**SETTINGS, "pico_services": services}))
-    return playbook(inventory, name, "-e", f"@{extra}", *args)
-
-
-def container(board):
-    return f"{LAB}-lab-{board}"
-
-
-def powered(board):
-    out = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", container(board)],
-                         capture_output=True, text=True, check=True).stdout
-    return out.strip() == "true"
-
-
-def on_board(board, *cmd):
-    return subprocess.run(["docker", "exec", container(board), *cmd], capture_output=True, text=True, check=True).stdout
-
-
-def agent(board, path):
-    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8500{path}').read().decode())"
-    return json.loads(on_board(board, "python3", "-c", script))
-
-
-def instances(service_name):
-    return agent(CLIENT, f"/v1/services/{service_name}")["instances"]
-
-
 @pytest.fixture(scope="module")
-def energy_lab(tmp_path_factory):
-    inventory = tmp_path_factory.mktemp("energy") / "hosts.yml"
-    lab_cli("down", "--name", LAB, "--inventory", str(inventory))
-    up = lab_cli("up", "--name", LAB, "--mix", MIX, "--subnet", SUBNET, "--ssh-port-base", str(PORT_BASE),
-                 "--inventory", str(inventory))
-    assert up.returncode == 0, up.stderr
-    expect_success(run(inventory, "site.yml", []), BOARDS, changed=True)
-    yield inventory
-    down = lab_cli("down", "--name", LAB, "--inventory", str(inventory))
-    assert down.returncode == 0, down.stderr
-
-
-@pytest.fixture(scope="module")
-def consolidated(energy_lab):
+def consolidated(fleet_lab):
     """Spread over four boards first, as a cluster grows; then energy.yml under a client's load."""
     spread = [dict(s, strategy="spread") for s in LIGHT_LOAD]
-    expect_success(run(energy_lab, "playbooks/deploy.yml", spread), BOARDS, changed=True)
+    expect_success(run(fleet_lab, "playbooks/deploy.yml", spread), BOARDS, changed="any")
     used = {i["node"] for name in ("web", "api") for i in instances(name)}
     assert len(used) >= 3, used  # rendezvous spread them
-    dry = run(energy_lab, "playbooks/energy.yml", LIGHT_LOAD, "--check")
+    dry = run(fleet_lab, "playbooks/energy.yml", LIGHT_LOAD, "--check")
     expect_success(dry, BOARDS)
     assert "Would power down native-3, native-4, native-5, native-6" in dry.text and all(map(powered, BOARDS))
     with BoardLoad(container(CLIENT), "web", 8090) as load:
-        result = run(energy_lab, "playbooks/energy.yml", LIGHT_LOAD)
+        result = run(fleet_lab, "playbooks/energy.yml", LIGHT_LOAD)
     assert expect_success(result, BOARDS)[CLIENT]["changed"] > 0
     return result, load.result
 
@@ -109,22 +53,22 @@ def test_boards_powered_down_on_purpose_leave_and_are_not_failed_over(consolidat
     assert agent("native-2", "/v1/health")["failover"]["takeovers"] == [], agent("native-2", "/v1/health")
 
 
-def test_a_rerun_changes_nothing_and_powered_down_boards_are_not_unreachable(consolidated, energy_lab):
-    result = run(energy_lab, "playbooks/energy.yml", LIGHT_LOAD)
+def test_a_rerun_changes_nothing_and_powered_down_boards_are_not_unreachable(consolidated, fleet_lab):
+    result = run(fleet_lab, "playbooks/energy.yml", LIGHT_LOAD)
     expect_unchanged(result, BOARDS)
     assert "unreachable=1" not in result.text
 
 
-def test_the_power_report_counts_the_powered_down_boards_and_status_leaves_them_out(consolidated, energy_lab):
-    result = run(energy_lab, "playbooks/power-report.yml", LIGHT_LOAD)
+def test_the_power_report_counts_the_powered_down_boards_and_status_leaves_them_out(consolidated, fleet_lab):
+    result = run(fleet_lab, "playbooks/power-report.yml", LIGHT_LOAD)
     expect_success(result, BOARDS)
     assert "Cluster, 0 modelled boards on, 4 powered down (native-3, native-4, native-5, native-6) counted at 0 mA" in result.text
-    expect_success(run(energy_lab, "playbooks/status.yml", LIGHT_LOAD), BOARDS)
+    expect_success(run(fleet_lab, "playbooks/status.yml", LIGHT_LOAD), BOARDS)
 
 
-def test_a_deploy_that_needs_more_room_powers_boards_up_and_waits_for_them(consolidated, energy_lab):
+def test_a_deploy_that_needs_more_room_powers_boards_up_and_waits_for_them(consolidated, fleet_lab):
     heavier = LIGHT_LOAD + [service("batch", 8092, memory="150m")]
-    result = run(energy_lab, "playbooks/deploy.yml", heavier)
+    result = run(fleet_lab, "playbooks/deploy.yml", heavier)
     recap = expect_success(result, BOARDS)
     assert recap["native-1"]["changed"] > 0 and recap["native-5"]["changed"] == recap["native-6"]["changed"] == 0
     assert "powering up native-3, native-4 for room" in result.text
@@ -134,13 +78,20 @@ def test_a_deploy_that_needs_more_room_powers_boards_up_and_waits_for_them(conso
     assert sorted(plan["powered_off"]) == ["native-5", "native-6"]
 
 
-def test_a_board_that_does_not_come_back_is_named_and_nothing_is_rolled_out(consolidated, energy_lab):
+def test_a_board_that_does_not_come_back_is_named_and_nothing_is_rolled_out(consolidated, fleet_lab):
     # While native-5 is off, its SSH server is bound to loopback: it powers up but never answers.
     subprocess.run(["docker", "cp", "-", f"{container('native-5')}:/etc/ssh/sshd_config.d/"], check=True,
                    input=_tar("loopback-only.conf", b"ListenAddress 127.0.0.1\n"), capture_output=True)
     before = {board: on_board(board, "ls", "/etc/pico-agent/services") for board in ("native-1", "native-2")}
     more = LIGHT_LOAD + [service("batch", 8092, memory="150m"), service("more", 8093, memory="150m")]
-    result = run(energy_lab, "playbooks/deploy.yml", more, "-e", "pico_deploy_wake_timeout=20")
+    off_before = [board for board in BOARDS if not powered(board)]
+    try:
+        result = run(fleet_lab, "playbooks/deploy.yml", more, "-e", "pico_deploy_wake_timeout=20")
+    finally:  # the boards as they were: powered down, SSH as it came (the fleet tests follow)
+        subprocess.run(["docker", "exec", container("native-5"), "rm", "-f", "/etc/ssh/sshd_config.d/loopback-only.conf"],
+                       capture_output=True, check=False)
+        for board in off_before:
+            subprocess.run(["docker", "stop", "--time", "30", container(board)], capture_output=True, check=True)
     assert result.returncode != 0
     assert "native-5 powered up for room but did not come back within 20 s. Nothing was rolled out." in result.text, result.tail()
     assert {board: on_board(board, "ls", "/etc/pico-agent/services") for board in ("native-1", "native-2")} == before

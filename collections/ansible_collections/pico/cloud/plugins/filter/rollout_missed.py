@@ -66,7 +66,6 @@ def _rollout_missed(away, rollouts):
     return missed
 
 
-
 class FilterModule(object):
     def filters(self):
         return {"rollout_missed": _rollout_missed}

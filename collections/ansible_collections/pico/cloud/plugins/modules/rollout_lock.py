@@ -87,7 +87,6 @@ holder:
 
 import fcntl
 import json
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule

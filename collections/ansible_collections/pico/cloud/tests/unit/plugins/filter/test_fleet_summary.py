@@ -19,7 +19,8 @@ def test_boards_away_lost_and_powered_down_are_each_named_with_what_to_do():
         "Not reached: n4 did not answer when the run started; nothing of site.yml was done there: its roles were not applied.",
         "Lost during the run: n3 became unreachable or failed (see above); site.yml is incomplete there.",
         "n4: it keeps its old key.",
-        "When they are back, run site.yml again: it converges those boards and changes nothing on the others.",
+        # A board with a note is told what to do there; the generic advice is for the others.
+        "When it is back, run site.yml again: it converges that board and changes nothing on the others.",
         "Powered down, left out on purpose: n5 (energy.yml; deploy.yml powers boards up when it needs their room).",
     ]
 

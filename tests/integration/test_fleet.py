@@ -1,0 +1,145 @@
+"""A fleet is never all up: boards freeze or drop off the network in the middle of a run (a paused
+container: its network stack answers TCP, nothing above it does), others are powered down on
+purpose. The reachable boards converge, the ones away are named and the run exits 4, nothing is
+left half-done, and a re-run once they are back converges them alone.
+
+On the fleet lab (fleet_lab.py), after the energy tests: native-1 to native-4 on, native-5 and
+native-6 powered down through their switch."""
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.fleet_lab import BOARDS, agent, container, on_board, powered, run, run_pausing, service
+from tests.integration.lab_access import PauseWhen
+from tests.playbook_run import expect_away, expect_success
+
+ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")
+# What the energy tests left placed: keep declaring it, or the agent role removes its service files.
+PLACED = [service("web", 8090), service("api", 8091), service("batch", 8092, memory="150m")]
+# One replica per board that is on, in four batches of one: a rolling update the tests cut into.
+SPREAD = service("spread", 8094, replicas=4, memory="16m", strategy="spread", min_nodes=4,
+                 update={"batch_size": 1, "min_healthy_time": 2, "healthy_deadline": 90, "drain_time": 2})
+
+
+def unpause(board):
+    subprocess.run(["docker", "unpause", container(board)], capture_output=True, check=False)
+
+
+def digests(board, *paths):
+    return on_board(board, "sha256sum", *paths).split()[::2]
+
+
+def peer_entry(board, peer):
+    """The [Peer] section `board`'s WireGuard configuration holds for `peer`."""
+    conf = on_board(board, "cat", "/etc/wireguard/wg0.conf")
+    found = re.search(rf"^\[Peer\]\n# {re.escape(peer)} .*?(?=\n\n|\Z)", conf, re.M | re.S)
+    assert found, conf
+    return found.group(0)
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(1)
+
+
+def members(board):
+    return {m["name"]: m["status"] for m in agent(board, "/v1/members")["members"]}
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_lab):
+    assert [board for board in BOARDS if not powered(board)] == list(OFF)
+    yield fleet_lab
+    for board in ON:
+        unpause(board)
+
+
+def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alone(fleet):
+    """native-4 freezes as site.yml starts gathering facts: the others get the new time zone, it
+    is named, its peers keep its WireGuard entry and it rejoins the mesh by itself once back."""
+    entry = peer_entry("native-1", "native-4")
+    zone = {"pico_base_timezone": "Europe/Paris"}
+    lost = PauseWhen("pico-en", r"TASK \[pico\.cloud\.base : Gather the facts the roles use\]", "native-4")
+    try:
+        result = run_pausing(fleet, "site.yml", PLACED, pauses=[lost], settings=zone)
+    finally:
+        unpause("native-4")
+    assert lost.paused == "native-4"
+    recap = expect_away(result, ["native-1", "native-2", "native-3", *OFF], ["native-4"])
+    assert all(recap[board]["changed"] > 0 for board in ("native-1", "native-2", "native-3"))
+    assert "Lost during the run: native-4 became unreachable or failed" in result.text
+    assert "Powered down, left out on purpose: native-5 and native-6" in result.text
+    assert all(recap[board]["unreachable"] == recap[board]["failed"] == 0 for board in OFF)
+    assert on_board("native-1", "cat", "/etc/timezone").strip() == "Europe/Paris"
+    assert on_board("native-4", "cat", "/etc/timezone").strip() != "Europe/Paris"
+    # Its peers kept its entry as their own configuration held it: back, it needs no playbook.
+    assert peer_entry("native-1", "native-4") == entry
+    address = re.search(r"AllowedIPs = ([0-9.]+)/32", entry).group(1)
+    wait_for(lambda: on_board_ok("native-1", "ping", "-c", "1", "-W", "2", address), 60, "native-4 over the mesh")
+    wait_for(lambda: members("native-1").get("native-4") == "alive", 60, "native-4 alive in the gossip")
+
+    again = run(fleet, "site.yml", PLACED, settings=zone)
+    recap = expect_success(again, BOARDS)
+    assert recap["native-4"]["changed"] > 0
+    assert [board for board in BOARDS if board != "native-4" and recap[board]["changed"]] == []
+    assert on_board("native-4", "cat", "/etc/timezone").strip() == "Europe/Paris"
+
+
+def on_board_ok(board, *cmd):
+    return subprocess.run(["docker", "exec", container(board), *cmd], capture_output=True, check=False).returncode == 0
+
+
+def batch_board(number):
+    """The board of batch `number` of the rollout, as the run announced its batches."""
+    def find(output):
+        text = "".join(output)
+        return re.search(rf"batch {number}/\d+: (native-\d) ", text).group(1)
+    return find
+
+
+def test_deploy_goes_on_without_boards_lost_between_batches_and_inside_one(fleet):
+    """A rolling update in four batches of one board: the board of batch 3 freezes while batch 1
+    is being checked (between batches), the board of batch 2 freezes once its old instance is
+    drained (inside its batch). The other two are updated, the lock is released and the plan is
+    the same on both; the two that froze keep the old version until a re-run, which changes them
+    and nothing else."""
+    expect_success(run(fleet, "playbooks/deploy.yml", PLACED + [SPREAD]), BOARDS, changed="any")
+    assert sorted(i["node"] for i in agent("native-1", "/v1/services/spread")["instances"]) == list(ON)
+    between = PauseWhen("pico-en", r"TASK \[pico\.cloud\.deploy : Wait until the new instances are healthy", batch_board(3))
+    inside = PauseWhen("pico-en", r"TASK \[pico\.cloud\.deploy : Let requests already under way finish\]", batch_board(2), nth=2)
+    update = dict(SPREAD, image="pico/demo:2.0.0")
+    try:
+        result = run_pausing(fleet, "playbooks/deploy.yml", PLACED + [update], pauses=[between, inside])
+        lost = sorted({between.paused, inside.paused})
+        reached = sorted(set(ON) - set(lost))
+        assert None not in lost and len(lost) == 2, (between.paused, inside.paused)
+        expect_away(result, [*reached, *OFF], lost)
+        for board in lost:
+            assert re.search(rf"{board}: not rolled out there, or not all of it: spread \(replace", result.text), result.tail()
+        # The reachable boards: updated, the lock released, one plan.
+        for board in reached:
+            assert json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json"))["image"] == "pico/demo:2.0.0"
+            assert "released" in json.loads(on_board(board, "cat", "/run/pico-cloud-rollout.json"))
+        assert len({on_board(board, "cat", "/etc/pico-agent/plan.json") for board in reached}) == 1
+    finally:
+        for board in ON:
+            unpause(board)
+    # Back: they still hold the run's lock (they were frozen when it ended); the re-run takes it
+    # over, updates them, and leaves the others' files as they were.
+    files = ("/etc/pico-agent/plan.json", "/etc/pico-agent/services/spread.json")
+    before = {board: digests(board, *files) for board in reached}
+    wait_for(lambda: all(members("native-1").get(board) == "alive" for board in lost), 60, "the frozen boards alive")
+    again = run(fleet, "playbooks/deploy.yml", PLACED + [update])
+    expect_success(again, BOARDS, changed="any")
+    assert {board: digests(board, *files) for board in reached} == before
+    for board in lost:
+        assert json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json"))["image"] == "pico/demo:2.0.0"
+    assert len({on_board(board, "cat", "/etc/pico-agent/plan.json") for board in ON}) == 1
+    wait_for(lambda: sorted(i["node"] for i in agent("native-1", "/v1/services/spread")["instances"]
+                            if not any(t.startswith("pico.failover:") for t in i["tags"])) == list(ON), 90,
+             "every board serving spread again")
