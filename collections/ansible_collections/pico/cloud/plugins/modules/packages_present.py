@@ -14,12 +14,12 @@ short_description: Install the Debian packages a node lacks, touching the mirror
 version_added: "0.7.0"
 description:
   - Reads the node's installed packages once per run (C(dpkg-query)) and keeps the list as the
-    fact C(pico_packages_installed) (C(packages), and the run it belongs to: a list kept in a fact
-    cache by an earlier run is read again); every later call in the run compares against it on
-    the controller, with nothing run on the node. Only packages that are missing are installed
+    fact C(pico_packages_installed) (C(packages), and the run it belongs to, so a list kept in a
+    fact cache by an earlier run is read again). Every later call in the run compares against it
+    on the controller, with nothing run on the node. Only packages that are missing are installed
     (M(ansible.builtin.apt), no recommends, the package cache refreshed when older than an hour),
     so a converged node needs no network (offline sites) and each call costs a Pi Zero nothing.
-  - Runs on the controller (an action plugin) and, when it must, the two modules above on the node.
+  - Runs on the controller (an action plugin) and, when it must, C(dpkg-query) and M(ansible.builtin.apt) on the node.
   - Packages removed by hand during a run are not noticed until the next run.
 options:
   name:

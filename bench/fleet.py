@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The playbooks at fleet scale, all boards up and with some away, printed as JSON.
+
+    .venv/bin/python bench/fleet.py [--sizes 3,10,30] [--away 1,3] [--keep]
+
+For each size, a lab of its own (pico-bench-fleet: the default lab's 2 Pi Zero and 1 Pi Zero 2 W,
+emulated, then native boards: 3 = the default lab, 10 = 3 + 7 native, 30 = 3 + 27 native), and
+in one run so the numbers compare:
+- the first site.yml; site.yml with nothing to change (median of --runs, each checked changed=0);
+- deploy.yml of a new service with one replica per board; a rolling update of it in three
+  batches; status.yml;
+- with N boards away (native boards frozen: `docker pause`, a board that lost its network): the
+  same, each run checked to exit 4 with the away boards named and unreachable and the others not
+  failed; and what a board away costs, the time of the task that first reaches every board
+  ("Find the boards that answer") against the connect timeout, and the run against the same run
+  with every board up.
+
+Targets (the bench exits 1 when one is missed, after printing every number):
+- site.yml with nothing to change on 30 boards in at most 3 times its time on 3;
+- status.yml on 30 boards within 30 s;
+- a board away costs at most one connect timeout (ansible.cfg's `timeout`), not one per task:
+  the first task is at most the timeout plus 20 % (and 5 s), and the run with boards away at most
+  that much longer than with every board up.
+Run it with the default lab down: labs share this machine's two cores.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import benchlib  # noqa: E402  (first: it makes the project's modules importable)
+
+REPO = benchlib.REPO
+NAME, SUBNET, PORT_BASE = "pico-bench-fleet", "172.28.84.0/24", 3100
+EMULATED = "pizero=2,pizero2=1"
+PROBE_TASK = "pico.cloud.fleet : Find the boards that answer"
+
+
+def mix(size: int) -> str:
+    return EMULATED if size == 3 else f"{EMULATED},native={size - 3}"
+
+
+def connect_timeout() -> int:
+    config = configparser.ConfigParser()
+    config.read(REPO / "ansible.cfg")
+    return config.getint("defaults", "timeout", fallback=10)
+
+
+def service(replicas: int, image: str = "pico/demo:1.0.0") -> dict:
+    return {"name": "fleetbench", "image": image, "replicas": replicas, "port": 8290, "strategy": "spread",
+            "resources": {"memory": "16m", "cpu": 0.05},
+            "health": {"type": "http", "path": "/healthz", "interval": 2, "start_period": 60},
+            "update": {"batch_size": math.ceil(replicas / 3), "min_healthy_time": 2, "healthy_deadline": 180,
+                       "drain_time": 1}}
+
+
+def declare(inventory: Path, replicas: int = 0, image: str = "pico/demo:1.0.0") -> None:
+    """The cluster's services, as a site keeps them in group variables: every run reads them."""
+    declared = [service(replicas, image)] if replicas else []
+    (inventory.parent / "bench-services.json").write_text(json.dumps({"pico_services": declared}))
+
+
+def run(inventory: Path, *args: str, profile: bool = False) -> tuple[float, int, str]:
+    """Seconds, exit code and output of one run (any exit code: the caller judges it)."""
+    args = (*args, "-e", f"@{inventory.parent / 'bench-services.json'}")
+    env = {**benchlib.os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts")}
+    if profile:
+        env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="all")
+    start = time.monotonic()
+    result = subprocess.run([benchlib.ANSIBLE_PLAYBOOK, "-i", str(inventory), *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, check=False)
+    return time.monotonic() - start, result.returncode, result.stdout + result.stderr
+
+
+def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unchanged: bool = False,
+           profile: bool = False) -> tuple[float, str]:
+    """A run that must reach every board but `away`: exit 0 (4 with boards away), none failed,
+    the away ones unreachable and named; with unchanged, changed=0 on every board reached."""
+    seconds, code, output = run(inventory, *args, profile=profile)
+    counts = benchlib.recap(output)
+    reached = [b for b in boards if b not in away]
+    problems = []
+    if code != (4 if away else 0):
+        problems.append(f"exit {code}")
+    for board in reached:
+        c = counts.get(board)
+        if not c or c["failed"] or c["unreachable"] or (unchanged and c["changed"]):
+            problems.append(f"{board}: {c}")
+    for board in away:
+        if (counts.get(board) or {}).get("unreachable") != 1 or board not in output.split("PLAY RECAP")[0]:
+            problems.append(f"{board} away but not unreachable and named")
+    if problems:
+        sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{output[-4000:]}")
+    return seconds, output
+
+
+def task_seconds(output: str, task: str) -> float:
+    """A task's time in profile_tasks' recap."""
+    found = re.search(rf"^{re.escape(task)} -+ ([0-9.]+)s$", output, re.M)
+    if not found:
+        sys.exit(f"bench: no time for task {task!r} in the run's profile")
+    return float(found.group(1))
+
+
+def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> dict:
+    """site.yml with nothing to change, status.yml, a new service on every board reached, its update."""
+    reached = len(boards) - len(away)
+    noop = [judged(inventory, boards, away, "site.yml", unchanged=True)[0] for _ in range(runs)]
+    profiled, output = judged(inventory, boards, away, "site.yml", unchanged=True, profile=True)
+    status = judged(inventory, boards, away, "playbooks/status.yml")[0]
+    declare(inventory, reached)
+    deploy = judged(inventory, boards, away, "playbooks/deploy.yml")[0]
+    declare(inventory, reached, "pico/demo:2.0.0")
+    update = judged(inventory, boards, away, "playbooks/deploy.yml")[0]
+    # Back to no service, so the next measurement deploys a new one.
+    declare(inventory)
+    judged(inventory, boards, away, "playbooks/deploy.yml")
+    return {"site_unchanged_s": round(statistics.median(noop), 1), "site_unchanged_runs_s": [round(s, 1) for s in noop],
+            "site_unchanged_profiled_s": round(profiled, 1), "first_task_s": task_seconds(output, PROBE_TASK),
+            "status_s": round(status, 1), "deploy_new_service_s": round(deploy, 1),
+            "rolling_update_s": round(update, 1), "replicas": reached}
+
+
+def one_size(size: int, away_counts: list[int], runs: int, keep: bool) -> dict:
+    with benchlib.own_lab(NAME, mix(size), SUBNET, PORT_BASE, keep=keep) as (lab, inventory):
+        boards = [node.name for node in lab.load_spec().nodes]
+        declare(inventory)
+        first = judged(inventory, boards, [], "site.yml")[0]
+        result = {"boards": size, "mix": mix(size), "first_site_s": round(first, 1),
+                  "all_up": measure(inventory, boards, [], runs)}
+        natives = [b for b in boards if b.startswith("native-")]
+        for count in away_counts:
+            away = natives[-count:] if count <= len(natives) else boards[1:1 + count]
+            if count >= size:
+                continue
+            for board in away:
+                subprocess.run(["docker", "pause", benchlib.container(NAME, board)], check=True, capture_output=True)
+            try:
+                result[f"{count}_away"] = dict(measure(inventory, boards, away, runs), away=away)
+            finally:
+                for board in away:
+                    subprocess.run(["docker", "unpause", benchlib.container(NAME, board)], check=False, capture_output=True)
+            # Back: they rejoin by themselves; one site.yml converges them (they missed the service's
+            # removal) and changes nothing elsewhere, one deploy gives them the plan.
+            time.sleep(15)
+            seconds, output = judged(inventory, boards, [], "site.yml")
+            elsewhere = [b for b, c in benchlib.recap(output).items() if c["changed"] and b not in away]
+            if elsewhere:
+                sys.exit(f"bench: site.yml after boards came back changed {elsewhere} too:\n{output[-3000:]}")
+            judged(inventory, boards, [], "playbooks/deploy.yml")
+            result[f"{count}_away"]["rejoin_site_s"] = round(seconds, 1)
+        return result
+
+
+def targets(sizes: dict[int, dict], timeout: int) -> list[dict]:
+    checks = []
+    if 3 in sizes and 30 in sizes:
+        ratio = sizes[30]["all_up"]["site_unchanged_s"] / sizes[3]["all_up"]["site_unchanged_s"]
+        checks.append({"target": "site.yml with nothing to change on 30 boards within 3x its 3-board time",
+                       "value": round(ratio, 2), "limit": 3.0, "met": ratio <= 3.0})
+    if 30 in sizes:
+        status = sizes[30]["all_up"]["status_s"]
+        checks.append({"target": "status.yml on 30 boards within 30 s", "value": status, "limit": 30, "met": status <= 30})
+    for size, result in sizes.items():
+        for key, away in result.items():
+            if not key.endswith("_away"):
+                continue
+            allowed = max(timeout * 1.2, timeout + 5)
+            first = away["first_task_s"]
+            extra = away["site_unchanged_profiled_s"] - result["all_up"]["site_unchanged_profiled_s"]
+            checks.append({"target": f"{size} boards, {key.replace('_', ' ')}: the first task within one connect timeout",
+                           "value": first, "limit": round(allowed, 1), "met": first <= allowed})
+            checks.append({"target": f"{size} boards, {key.replace('_', ' ')}: site.yml at most one connect timeout longer",
+                           "value": round(extra, 1), "limit": round(allowed, 1), "met": extra <= allowed})
+    return checks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="3,10,30", help="lab sizes (default: %(default)s; up to 32)")
+    parser.add_argument("--away", default="1,3", help="boards away, measured for every size above it (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=2, help="site.yml runs with nothing to change, median reported")
+    parser.add_argument("--keep", action="store_true", help="leave the last lab up")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    away = [int(a) for a in args.away.split(",") if a]
+    if any(not 3 <= s <= 32 for s in sizes) or args.runs < 1:
+        parser.error("sizes are 3 to 32 boards (the lab's), runs at least 1")
+    timeout = connect_timeout()
+    results = {size: one_size(size, away, args.runs, args.keep and size == sizes[-1]) for size in sizes}
+    base = results.get(min(results))["all_up"]
+    growth = {size: {key: round(value / base[key], 2) for key, value in r["all_up"].items()
+                     if key.endswith("_s") and base.get(key)} for size, r in results.items()}
+    checks = targets(results, timeout)
+    print(json.dumps({"connect_timeout_s": timeout, "sizes": results, "growth_vs_smallest": growth,
+                      "targets": checks}, indent=2))
+    return 0 if all(check["met"] for check in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
