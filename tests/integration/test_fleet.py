@@ -90,6 +90,29 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     assert on_board("native-4", "cat", "/etc/timezone").strip() == "Europe/Paris"
 
 
+def test_status_and_the_power_report_name_a_board_away_and_what_it_holds(fleet):
+    """native-3 is frozen: status.yml still lists every board of the inventory, native-3 as
+    unreachable with its gossip state and the replicas the plan gives it, the powered-down ones
+    with since when; the power report counts the others. Both exit 4 and name it."""
+    held = sorted(json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))["nodes"]["native-3"]["replicas"])
+    subprocess.run(["docker", "pause", container("native-3")], check=True, capture_output=True)
+    try:
+        status = run(fleet, "playbooks/status.yml", PLACED)
+        report = run(fleet, "playbooks/power-report.yml", PLACED)
+    finally:
+        unpause("native-3")
+    reached = ["native-1", "native-2", "native-4", *OFF]
+    expect_away(status, reached, ["native-3"], changed=False)
+    row = re.search(r"^\s*native-3 +unreachable, (alive|suspect|failed) in the gossip.*$", status.stdout, re.M)
+    assert row and all(name in row.group(0) for name in held), status.tail()
+    for board in OFF:
+        assert re.search(rf"^\s*{board} +powered down since \d{{4}}-\d\d-\d\d \d\d:\d\d UTC", status.stdout, re.M), status.tail()
+    for board in ("native-1", "native-2", "native-4"):
+        assert re.search(rf"^\s*{board} +up ", status.stdout, re.M), status.tail()
+    expect_away(report, reached, ["native-3"], changed=False)
+    assert re.search(r"Not reached: native-3 .*its draw is not in the cluster's estimate", report.text), report.tail()
+
+
 def on_board_ok(board, *cmd):
     return subprocess.run(["docker", "exec", container(board), *cmd], capture_output=True, check=False).returncode == 0
 
