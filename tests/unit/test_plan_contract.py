@@ -21,3 +21,38 @@ def test_the_plan_carries_what_agents_need_to_fail_over_and_the_agent_takes_it(t
     owner = raw["services"]["web"]["slots"][0]
     chosen, waiting = assign(parsed, failed={owner}, alive={"pz-1", "pz-2", "pz-3"} - {owner})
     assert not waiting and set(chosen.values()) <= {"pz-1", "pz-2", "pz-3"} - {owner}
+
+
+def check_plan(document):
+    """The agent's `check-plan`, as deploy.yml runs it on a board before it drains anything."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    source = Path(__file__).resolve().parents[2] / "runtime/src"
+    return subprocess.run([sys.executable, "-m", "pico_agent", "check-plan", "-"], input=json.dumps(document),
+                          capture_output=True, text=True, cwd=source, check=False)
+
+
+def test_the_agent_checks_a_rollout_before_anything_is_drained_and_names_what_it_refuses(tmp_path):
+    """What the planner accepts and an agent refuses (env.PORT, which the agent sets) is named by
+    node and service with the agent's own message, before deploy.yml drains a batch."""
+    good = dict(service("web", replicas=2), env={"TOKEN": "s3cret"})
+    result, out = plan(tmp_path, services=[good], nodes=NODES, cluster_id="0123456789abcdef")
+    assert result.returncode == 0, result.stdout
+    accepted = check_plan({"plan": out["plan"], "node_files": out["node_files"]})
+    assert (accepted.returncode, accepted.stdout) == (0, ""), accepted.stdout + accepted.stderr
+
+    bad = dict(good, env={"PORT": "9000", "TOKEN": "s3cret"})
+    result, out = plan(tmp_path, services=[bad], nodes=NODES, cluster_id="0123456789abcdef")
+    assert result.returncode == 0, result.stdout  # the planner alone lets it through
+    refused = check_plan({"plan": out["plan"], "node_files": out["node_files"]})
+    assert refused.returncode == 2
+    lines = refused.stdout.splitlines()
+    placed = sorted(node for node, files in out["node_files"].items() if "web" in files)
+    assert [line.split(":")[0] for line in lines[1:]] == placed, refused.stdout
+    assert lines[0].startswith("the plan: services.web.failover.specs.armv6l: env.PORT is set by the agent")
+    assert all("env.PORT is set by the agent from port" in line for line in lines)
+    assert "s3cret" not in refused.stdout and "9000" not in refused.stdout
+    assert check_plan({"plan": {"generation": "x"}}).stdout.startswith("the plan: generation is not a number")
+    assert check_plan("[]").returncode == 2

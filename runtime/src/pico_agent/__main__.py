@@ -24,7 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-service", help="validate service files and exit")
     check.add_argument("files", nargs="+", type=Path)
     check.add_argument("--name", help="the service name the file will be stored under (for a temp file)")
+    plan = sub.add_parser("check-plan", help="validate what deploy.yml would write (a plan and service files) and exit")
+    plan.add_argument("file", help='JSON {"plan": ..., "node_files": {node: {service: spec}}}, or - for stdin')
     args = parser.parse_args(argv)
+
+    if args.command == "check-plan":
+        problems = _plan_problems(sys.stdin.read() if args.file == "-" else Path(args.file).read_text())
+        for problem in problems:
+            print(problem)
+        return 2 if problems else 0
 
     if args.command == "check-service":
         from .spec import SpecError, load_spec_file, parse_spec
@@ -63,6 +71,33 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         log("error", "agent_failed", error=str(err))
         return 1
+
+
+def _plan_problems(text: str) -> list[str]:
+    """What an agent would refuse in a rollout's plan and service files, each named by where it is:
+    the controller asks before it drains anything (the messages never quote a value of a spec)."""
+    import json
+    from .failover import PlanError, parse_plan
+    from .spec import SpecError, parse_spec
+
+    try:
+        document = json.loads(text)
+    except ValueError as err:
+        return [f"not JSON: {err}"]
+    if not isinstance(document, dict) or not isinstance(document.get("node_files", {}), dict):
+        return ['expected {"plan": ..., "node_files": {node: {service: spec}}}']
+    problems = []
+    try:
+        parse_plan(document.get("plan"))
+    except PlanError as err:
+        problems.append(f"the plan: {err}")
+    for node, files in sorted(document.get("node_files", {}).items()):
+        for name, spec in sorted((files or {}).items()):
+            try:
+                parse_spec(spec, expected_name=name)
+            except SpecError as err:
+                problems.append(f"{node}: service {name}: {err}")
+    return problems
 
 
 def _raise_open_file_limit() -> None:

@@ -9,33 +9,91 @@ __metaclass__ = type
 
 import hashlib
 import json
+import shlex
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.pico.cloud.plugins.module_utils._placement import (
     UPDATE_DEFAULTS, PlacementError, consolidate, failover_entries, moves, node_specs, parse_memory,
     plan_waking, rollout_steps, validate_services)
 
-ARGS = {"services", "nodes", "current", "node_services", "only", "drain", "undrain", "cluster_id", "consolidate",
-        "standby"}
+ARGS = {"services", "nodes", "current", "held", "plan_file", "node_services", "only", "drain", "undrain", "cluster_id",
+        "consolidate", "standby", "agent_check"}
 
 
 def _node(raw):
     if isinstance(raw, str) and raw:  # a member that is down: it takes nothing
         return {"name": raw, "arch": "", "board": "", "labels": {}, "memory": 0, "cpus": 0.0, "images": None,
                 "alive": False}
-    if not isinstance(raw, dict) or not raw.get("name"):
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
         raise PlacementError("a node entry needs at least a name, got %r" % (raw,))
     where = "node %s" % raw["name"]
     labels = raw.get("labels") or {}
     if not isinstance(labels, dict):
         raise PlacementError("%s: labels = %r: a mapping of label to value (pico_node_labels)" % (where, labels))
+    try:
+        cpus = float(raw.get("cpus") or 0)
+    except (TypeError, ValueError):
+        cpus = -1.0
+    if not 0 <= cpus <= 1024:  # NaN too
+        raise PlacementError("%s: cpus = %r: a number of cores such as 1 or 0.5 (pico_node_capacity.cpus)"
+                             % (where, raw.get("cpus")))
     images = raw.get("images")
+    if images is not None and (not isinstance(images, list) or not all(isinstance(i, str) for i in images)):
+        raise PlacementError("%s: images = %r: a list of image names (pico_container_runtime_images), or none when unknown"
+                             % (where, images))
     return {"name": raw["name"], "arch": raw.get("arch") or "", "board": raw.get("board") or "",
             "labels": dict((str(k), str(v)) for k, v in labels.items()),
-            "memory": parse_memory(raw.get("memory", 0) or "0", where + ": memory") if raw.get("memory") else 0,
-            "cpus": float(raw.get("cpus") or 0), "images": list(images) if images is not None else None,
+            "memory": parse_memory(raw.get("memory", 0) or "0", where + ": memory (pico_node_capacity.memory)")
+            if raw.get("memory") else 0,
+            "cpus": cpus, "images": list(images) if images is not None else None,
             "alive": str(raw.get("alive", True)).lower() in ("true", "1", "yes")}
+
+
+def _held_plan(plan, where, fix):
+    """A plan the nodes hold, checked for what the planner reads of it (an agent refuses the same
+    files: it keeps its last good plan). PlacementError names where it is and the fix."""
+    if plan is None:  # no plan file on the node
+        return {}
+
+    def bad(what):
+        return PlacementError("%s: %s. %s" % (where, what, fix))
+
+    if not isinstance(plan, dict):
+        raise bad("not a plan (a JSON object)")
+    generation = plan.get("generation", 0)
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise bad("generation = %r is not a whole number" % (generation,))
+    services = plan.get("services", {})
+    if not isinstance(services, dict):
+        raise bad("services is not a mapping of service name to its slots")
+    for name, entry in services.items():
+        slots = entry.get("slots") if isinstance(entry, dict) else None
+        if not isinstance(slots, list) or not all(s is None or isinstance(s, str) for s in slots):
+            raise bad("services.%s.slots is not a list of node names" % (name,))
+    drained = plan.get("drained", [])
+    if not isinstance(drained, list) or not all(isinstance(n, str) for n in drained):
+        raise bad("drained is not a list of node names")
+    powered_off = plan.get("powered_off", {})
+    if not isinstance(powered_off, dict) or not all(isinstance(v, dict) for v in powered_off.values()):
+        raise bad("powered_off is not a mapping of node name to what the node was")
+    return plan
+
+
+def _newest_held(args):
+    """The plan to build on: `current`, or the newest of the plans the nodes hold (`held`, by node),
+    each checked first so that a broken file is named with its node, never skipped."""
+    fix = ("Remove that file on the node (the next deploy.yml writes the plan there again from the "
+           "others) or restore it, then run the playbook again. Nothing was changed.")
+    if args.get("held") is None:
+        return _held_plan(args.get("current") or {}, "the plan the nodes hold (current)", fix)
+    held = args["held"]
+    if not isinstance(held, dict):
+        raise PlacementError("held = %r: a mapping of node name to the plan it holds" % (held,))
+    plans = [_held_plan(plan, "%s: %s" % (node, args.get("plan_file") or "its plan"), fix)
+             for node, plan in sorted(held.items())]
+    return max((p for p in plans if p), key=lambda p: p.get("generation", 0), default={})
 
 
 def _slots_text(result):
@@ -56,14 +114,18 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleActionFail("unknown argument%s %s (known: %s)" % (
                 "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(sorted(ARGS))))
-        current = args.get("current") or {}
         node_services = args.get("node_services") or {}
         only = args.get("only") or None
         try:
+            current = _newest_held(args)
+            if not isinstance(node_services, dict) or not all(isinstance(v, dict) for v in node_services.values() if v):
+                raise PlacementError("node_services: a mapping of node name to its service files by service name")
             services = validate_services(args.get("services") or [])
+            if not isinstance(args.get("nodes") or [], list):
+                raise PlacementError("nodes = %r: a list of node entries (or names of nodes that are down)" % (args.get("nodes"),))
             nodes = [_node(n) for n in args.get("nodes") or []]
             # Drained nodes stay drained, plan after plan, until undrained.
-            drained = (set(current.get("drained") or []) | set(_names(args.get("drain")))) - set(_names(args.get("undrain")))
+            drained = (set(current.get("drained") or []) | set(_names(args.get("drain")))) - set(_names(args.get("undrain"), "undrain"))
             unknown = sorted(drained - set(n["name"] for n in nodes))
             if unknown and set(_names(args.get("drain"))) & set(unknown):
                 raise PlacementError("cannot drain %s: not a node of this cluster" % ", ".join(unknown))
@@ -83,7 +145,7 @@ class ActionModule(ActionBase):
             nodes = [dict(_node(dict(powered_off[n["name"]], name=n["name"])), alive=False) if n["name"] in powered_off else n
                      for n in nodes]
             standby = [dict(_node(dict(powered_off[name], name=name)), alive=True) for name in sorted(powered_off)
-                       if name in set(_names(args.get("standby"))) and name not in drained]
+                       if name in set(_names(args.get("standby"), "standby")) and name not in drained]
             if args.get("consolidate"):
                 new, wake = consolidate(services, nodes, current.get("services")), []
             else:
@@ -131,6 +193,8 @@ class ActionModule(ActionBase):
         new["generation"] = int(current.get("generation") or 0) + (1 if placement_changed else 0)
         new["version"] = _version(new["services"])
         changed = placement_changed or bool(rollouts)
+        if changed and args.get("agent_check"):
+            self._agent_check(args["agent_check"], new, files)
         result.update(changed=changed, plan=new, node_files=files, rollouts=rollouts, removed=removed, wake=wake,
                       moves=[list(m) for m in moves(current, new)])
         if self._task.diff:
@@ -138,11 +202,39 @@ class ActionModule(ActionBase):
                               "before_header": "placement held by the nodes", "after_header": "new placement"}
         return result
 
+    def _agent_check(self, bundle, plan, node_files):
+        """The agent's own check of what a rollout would write (its parser, its messages), run on
+        the task's node before anything is drained. The documents go over stdin: they carry env,
+        which may hold secrets, and the agent's messages never quote a value."""
+        document = json.dumps({"plan": plan, "node_files": node_files})
+        command = "python3 %s check-plan -" % shlex.quote(bundle)
+        answer = self._low_level_execute_command(command, sudoable=False, in_data=document.encode("utf-8"))
+        problems = []  # "node: problem" lines, the same problem on many nodes said once
+        for line in to_text(answer.get("stdout", "")).splitlines():
+            node, dummy, problem = line.partition(": ")
+            same = next((p for p in problems if node in node_files and p[1] == problem), None)
+            if same:
+                same[0].append(node)
+            elif line.strip():
+                problems.append(([node], problem) if node in node_files else ([], line))
+        problems = ["%s: %s" % (", ".join(nodes), problem) if nodes else problem for nodes, problem in problems]
+        if answer.get("rc") == 2 and problems:
+            raise AnsibleActionFail("The agents would refuse what this run would write, so nothing was changed: %s. "
+                                    "Fix the service declarations (pico_services) and run again." % "; ".join(problems))
+        if answer.get("rc") != 0:
+            raise AnsibleActionFail("The agent's check of the plan (%s check-plan) did not run on %s: %s. Is the "
+                                    "agent role applied there (site.yml)?" % (
+                                        bundle, self._task.delegate_to or self._play_context.remote_addr,
+                                        to_text(answer.get("stderr", "")).strip()[-500:] or "exit %s" % answer.get("rc")))
 
-def _names(value):
+
+def _names(value, what="drain"):
     if not value:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise PlacementError("%s = %r: a node name or a list of node names" % (what, value))
+    return list(names)
 
 
 def _version(services):

@@ -165,6 +165,11 @@ def validate_service(raw):
     port = raw.get("port")
     if port is not None:
         _number(port, where + ": port", 1, 65535)
+    # The planner adds its spec tag to these; what else the agent checks in a service file, an
+    # agent checks before a rollout drains anything (deploy role, check-plan).
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise PlacementError("%s: tags = %r: a list of strings, published with the service in discovery" % (where, tags))
     service = dict(raw)
     service.update({
         "replicas": replicas, "resources": {"memory": memory, "cpu": cpu},

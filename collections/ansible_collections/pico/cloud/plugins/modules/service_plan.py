@@ -50,9 +50,20 @@ options:
     elements: raw
     required: true
   current:
-    description: The plan the nodes hold (C(generation), C(version), C(services)); empty for a first deploy.
+    description:
+      - The plan the nodes hold (C(generation), C(version), C(services)); empty for a first deploy.
+      - Ignored when O(held) is given.
     type: dict
     default: {}
+  held:
+    description:
+      - The plan each node holds, by node name (null where a node holds none). Every one is
+        checked, and one that is not a plan fails the task naming the node and O(plan_file);
+        the newest (highest C(generation)) is the one this plan builds on.
+    type: dict
+  plan_file:
+    description: Where the nodes keep their plan, for the messages about O(held).
+    type: str
   node_services:
     description: Each node's current service files, by node and service name.
     type: dict

@@ -1,6 +1,10 @@
 """pico.cloud.service_plan through the real ansible-playbook: it runs on the controller only, so a
 play on localhost exercises it whole (only one service, drained nodes, members that are down,
 the placement diff, check mode)."""
+import pytest
+
+from ansible_collections.pico.cloud.plugins.action.service_plan import _newest_held
+from ansible_collections.pico.cloud.plugins.module_utils._placement import PlacementError
 from ansible_collections.pico.cloud.tests.unit.plugins.action.service_plan_play import (
     COLLECTIONS, NODES, ansible_galaxy, plan, service)
 
@@ -61,6 +65,49 @@ def test_a_bad_declaration_fails_the_task_with_the_reason(tmp_path):
     assert "service web: 3 of 9 replicas fit" in " ".join(result.stdout.split())
     result, dummy = plan(tmp_path, services=[service("web")], nodes=NODES, drain="pz-9")
     assert "cannot drain pz-9: not a node of this cluster" in " ".join(result.stdout.split())
+
+
+def test_a_broken_plan_on_a_node_is_named_with_its_node_and_file_and_the_newest_good_one_is_used(tmp_path):
+    dummy, first = plan(tmp_path, services=[service("web")], nodes=NODES, cluster_id="0123456789abcdef")
+    held = {"pz-1": first["plan"], "pz-2": dict(first["plan"], generation=0), "pz-3": None}
+    dummy, again = plan(tmp_path, services=[service("web")], nodes=NODES, held=held, plan_file="/etc/pico-agent/plan.json")
+    assert again["plan"]["generation"] == first["plan"]["generation"]  # built on pz-1's, the newest
+    held["pz-3"] = dict(first["plan"], generation="x")
+    result, dummy = plan(tmp_path, services=[service("web")], nodes=NODES, held=held, plan_file="/etc/pico-agent/plan.json")
+    text = " ".join(result.stdout.split())
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert "pz-3: /etc/pico-agent/plan.json: generation = 'x' is not a whole number. Remove that file on the node" in text
+
+
+BROKEN_PLANS = [({"services": []}, "services is not a mapping"),
+                ({"generation": "x"}, "generation = 'x' is not a whole number"),
+                ({"powered_off": [0]}, "powered_off is not a mapping"),
+                ({"services": {"web": {"slots": 3}}}, "services.web.slots is not a list"),
+                ({"drained": "pz-1"}, "drained is not a list"),
+                ([], None)]
+BAD_INPUT = [({"services": [service("web", tags=5)]}, "service web: tags = 5: a list of strings"),
+             ({"nodes": [dict(NODES[0], cpus="one")]}, "node pz-1: cpus = 'one': a number of cores"),
+             ({"nodes": [dict(NODES[0], images=0)]}, "node pz-1: images = 0: a list of image names"),
+             ({"nodes": [dict(NODES[0], memory="lots")]}, "node pz-1: memory (pico_node_capacity.memory) = 'lots'"),
+             ({"nodes": "pz-1"}, "nodes = 'pz-1': a list of node entries"),
+             ({"drain": 1}, "drain = 1: a node name or a list of node names"),
+             ({"node_services": {"pz-1": 3}}, "node_services: a mapping of node name"),
+             ({"held": [1]}, "held = [1]: a mapping of node name")]
+
+
+@pytest.mark.parametrize("broken, message", BROKEN_PLANS)
+def test_a_plan_held_that_is_not_a_plan_is_refused_with_what_is_wrong(broken, message):
+    with pytest.raises(PlacementError) as refused:
+        _newest_held({"held": {"pz-2": {"generation": 1, "services": {}}, "pz-1": broken}, "plan_file": "/etc/plan.json"})
+    assert str(refused.value).startswith("pz-1: /etc/plan.json: " + (message or "not a plan"))
+    assert "Nothing was changed" in str(refused.value)
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_controller_input_fails_the_task_with_the_field_and_never_a_traceback(tmp_path, args, message):
+    result, dummy = plan(tmp_path, **dict({"services": [service("web")], "nodes": NODES}, **args))
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout
+    assert message in " ".join(result.stdout.split()), result.stdout
 
 
 def test_the_planner_works_from_an_installed_collection(tmp_path):
