@@ -99,8 +99,19 @@ def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unch
         if (counts.get(board) or {}).get("unreachable") != 1 or board not in output.split("PLAY RECAP")[0]:
             problems.append(f"{board} away but not unreachable and named")
     if problems:
-        sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{output[-4000:]}")
+        sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{changed_tasks(output)}\n{output[-4000:]}")
     return seconds, output
+
+
+def changed_tasks(output: str) -> str:
+    """The tasks that reported changed, with the hosts: what a run that should change nothing did."""
+    lines, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip(" *")
+        elif line.startswith("changed: ["):
+            lines.append(f"{task}: {line.split(']')[0]}]")
+    return "changed:\n" + "\n".join(lines) if lines else "no task reported changed"
 
 
 def task_seconds(output: str, task: str) -> float:

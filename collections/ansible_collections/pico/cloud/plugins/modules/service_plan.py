@@ -64,6 +64,13 @@ options:
   plan_file:
     description: Where the nodes keep their plan, for the messages about O(held).
     type: str
+  agent_check:
+    description:
+      - The agent bundle's path on the task's node (the agent role installs it). When the plan
+        or a service file would change, that node's agent checks the new plan and every service
+        file with its own parser (C(check-plan), over stdin) and the task fails with each
+        problem, its nodes and the agent's message, before anything is drained or written.
+    type: path
   node_services:
     description: Each node's current service files, by node and service name.
     type: dict
