@@ -166,3 +166,20 @@ def test_deploy_goes_on_without_boards_lost_between_batches_and_inside_one(fleet
     wait_for(lambda: sorted(i["node"] for i in agent("native-1", "/v1/services/spread")["instances"]
                             if not any(t.startswith("pico.failover:") for t in i["tags"])) == list(ON), 90,
              "every board serving spread again")
+
+
+def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
+    """update.auto_rollback: false: the batch whose new version fails its health check keeps it
+    (an operator wants to look at it), nothing else is touched, and the run fails saying so. The
+    next deploy of a good version converges it."""
+    good = dict(SPREAD, image="pico/demo:2.0.0")
+    broken = dict(good, env={"DEMO_FAIL_HEALTH": "1"},
+                  update=dict(SPREAD["update"], healthy_deadline=15, auto_rollback=False))
+    result = run(fleet, "playbooks/deploy.yml", PLACED + [broken])
+    expect_refused(result, BOARDS, "Rollout of spread to pico/demo:2.0.0 failed",
+                   "update.auto_rollback is off: the nodes were left as they are.", unchanged=[])
+    env = {board: json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json")).get("env", {}) for board in ON}
+    assert sorted(env.values(), key=len) == [{}, {}, {}, {"DEMO_FAIL_HEALTH": "1"}], env
+    assert "Rolled back:" not in result.text
+    expect_success(run(fleet, "playbooks/deploy.yml", PLACED + [good]), BOARDS, changed="any")
+    assert all("env" not in json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json")) for board in ON)

@@ -120,3 +120,14 @@ def test_a_large_answer_is_cut_to_fit_and_marked_truncated():
 def test_serf_addresses_decode():
     assert _address(bytes([0] * 10 + [255, 255, 10, 99, 0, 1])) == "10.99.0.1"
     assert _address(bytes([127, 0, 0, 1])) == "127.0.0.1"
+
+
+def test_answers_are_not_cached_unless_the_config_says_so(catalog, tmp_path):
+    """TTL 0 by default (docs/orchestration.md): a client asks again for every connection, so a
+    drained or failed instance stops being chosen at once. dns_ttl in the config raises it."""
+    from pico_agent.config import parse_config
+    default = parse_config({"node_name": "a"}, tmp_path / "agent.toml").dns_ttl
+    for reply in (ask(Resolver(catalog, "pico", default), "web.service.pico"),
+                  ask(Resolver(catalog, "pico", default), "_web._tcp.service.pico", "SRV")):
+        assert reply.rr and {rr.ttl for rr in reply.rr + reply.ar if rr.rtype != QTYPE.OPT} == {0}
+    assert {rr.ttl for rr in ask(Resolver(catalog, "pico", 30), "web.service.pico").rr} == {30}

@@ -50,9 +50,18 @@ def test_every_node_picks_the_same_taker_and_only_the_failed_nodes_slots_move():
 def test_a_left_node_is_not_failed_over():
     """Drained or powered down on purpose: deploy.yml places its replicas, not failover."""
     plan = parse_plan(plan_data())
-    failover = Failover("b", plan)
-    failover.update(catalog_with({"a": "left", "b": "alive", "c": "alive", "d": "alive"}), now=0)
-    assert not failover.held and not assign(plan, set(), {"b", "c", "d"})[0]
+
+    def takers(status_of_a):
+        """The nodes that take one of a's slots, every node deciding for itself."""
+        found = []
+        for node in ("b", "c", "d"):
+            failover = Failover(node, plan)
+            failover.update(catalog_with({"a": status_of_a, "b": "alive", "c": "alive", "d": "alive"}), now=0)
+            found += [node] * len(failover.held)
+        return found
+
+    assert len(takers("failed")) == 1  # the contrast: a failed node's slot is taken, by one node
+    assert takers("left") == []
 
 
 def test_a_takeover_never_overcommits_and_what_fits_nowhere_waits():

@@ -186,6 +186,15 @@ def test_adding_a_node_moves_only_what_spread_needs():
     assert [m[3] for m in moves(two, three)] == ["pizero-3"]
 
 
+def test_slots_kept_from_the_current_plan_never_overcommit_a_node():
+    """The keep phase checks room too: a service whose request grew keeps on a node only what
+    still fits there, and the rest is placed elsewhere."""
+    grown = service(replicas=3, memory="150m", strategy="pack")
+    result = plan([grown], lab(2), {"demo": {"slots": ["pizero-1"] * 3}})
+    slots = result["services"]["demo"]["slots"]
+    assert (slots.count("pizero-1"), slots.count("pizero-2")) == (2, 1)
+
+
 def test_removing_a_node_moves_only_its_replicas():
     four = plan([service(replicas=4)], lab(4))
     nodes = lab(4)

@@ -32,7 +32,8 @@ class _Agent:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                body = {"instances": agent.instances} if self.path.startswith("/v1/services/") else {"members": agent.members}
+                instances = agent.instances() if callable(agent.instances) else agent.instances
+                body = {"instances": instances} if self.path.startswith("/v1/services/") else {"members": agent.members}
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
@@ -72,3 +73,35 @@ def test_a_node_that_is_alive_is_waited_for_and_named(run_module):
         agent.close()
     assert result["failed"] is True and result["gone"] == []
     assert result["msg"].startswith("service web: pz-2 has 0 healthy instances")
+
+
+MEMBERS = [{"name": "pz-1", "status": "alive", "address": "127.0.0.1"}]
+WANT = [{"node": "pz-1", "count": 1, "tag": SPEC}]
+
+
+def test_healthy_counts_only_once_it_held_for_min_healthy_time(run_module):
+    agent = _Agent([dict(OWN, node="pz-1", id="pz-1/web-0")], MEMBERS)
+    try:
+        result = run_module("service_wait", name="web", api_url=agent.url, timeout=20, interval=0.1,
+                            min_healthy_time=1.5, present=WANT)
+    finally:
+        agent.close()
+    assert result.get("failed") is not True, result["_raw"]
+    assert result["waited"] >= 1.5
+
+
+def test_a_flap_starts_the_hold_again(run_module):
+    """Healthy for 0.6 s out of every 0.8 s: never 1 s without a break, so the wait fails however
+    long it is healthy in total (and says it flapped, or that it is missing, as the last look found it)."""
+    import time
+    start = time.monotonic()
+    agent = _Agent(lambda: [dict(OWN, node="pz-1", id="pz-1/web-0")] if (time.monotonic() - start) % 0.8 < 0.6 else [],
+                   MEMBERS)
+    try:
+        result = run_module("service_wait", name="web", api_url=agent.url, timeout=3, interval=0.05,
+                            min_healthy_time=1.0, present=WANT)
+    finally:
+        agent.close()
+    assert result["failed"] is True, result
+    assert ("healthy, but not for 1 s without a break (it flapped)" in result["msg"]
+            or "pz-1 has 0 healthy instances" in result["msg"]), result["msg"]
