@@ -64,6 +64,10 @@ DEFAULT_RESOURCES = {"memory": 32 * 1024 ** 2, "cpu": 0.1}
 class PlacementError(ValueError):
     """A declaration that is wrong or cannot be placed; the message names the service and the fix."""
 
+    def __init__(self, message, service=None):
+        super(PlacementError, self).__init__(message)
+        self.service = service  # the service that could not be placed, when one is to blame
+
 
 # -- declarations --------------------------------------------------------------------------------
 
@@ -260,11 +264,31 @@ def _unplaceable(service, nodes, placed, wanted):
         fixes.append("relax its constraints")
     fixes.append("add nodes that match")
     return PlacementError("service %s: %d of %d replicas fit (%s). Nothing was changed: %s." % (
-        service["name"], placed, wanted, detail or "no nodes", ", or ".join(fixes)))
+        service["name"], placed, wanted, detail or "no nodes", ", or ".join(fixes)), service=service["name"])
 
 
 def plan(services, nodes, current=None):
-    """The placement of every slot of every service; PlacementError if any cannot be placed."""
+    """The placement of every slot of every service; PlacementError if any cannot be placed.
+
+    Slots in `current` stay where they are while that still fits. When keeping a service's slots
+    is what makes the plan fail (its min_nodes, fragmented room), that service is placed afresh
+    and the others keep theirs; only if that fails too is the whole plan fresh. A declaration
+    that fits is never refused because of where its replicas run now."""
+    current = dict(current or {})
+    while True:
+        try:
+            return _plan(services, nodes, current)
+        except PlacementError as err:
+            if not current:
+                raise
+            # The failing service's own slots first; then every service's.
+            if err.service in current:
+                current.pop(err.service)
+            else:
+                current = {}
+
+
+def _plan(services, nodes, current):
     services = sorted(services, key=lambda s: (-s["resources"]["memory"], -s["resources"]["cpu"], s["name"]))
     nodes = sorted(nodes, key=lambda n: n["name"])
     by_name = dict((n["name"], n) for n in nodes)
@@ -329,7 +353,8 @@ def plan(services, nodes, current=None):
         if used < min(service["min_nodes"], service["replicas"]):
             raise PlacementError("service %s: its replicas fit on %d node%s, and min_nodes asks for %d. Nothing was "
                                  "changed: add eligible nodes with room, or lower min_nodes." % (
-                                     service["name"], used, "" if used == 1 else "s", service["min_nodes"]))
+                                     service["name"], used, "" if used == 1 else "s", service["min_nodes"]),
+                                 service=service["name"])
 
     result = {"services": {}, "nodes": {}}
     for service in sorted(services, key=lambda s: s["name"]):
@@ -415,17 +440,28 @@ def _spread(service, eligible, missing, fits, take, counts, group_counts, by_nam
 
 def _pack(service, eligible, missing, fits, take, counts):
     """First fit in a fixed order: the node's pack_order label (numeric), then its name; at most
-    _pack_limit replicas of the service on one node."""
+    _pack_limit replicas of the service on one node, and never so many on the nodes already used
+    that the replicas left could not reach min_nodes nodes."""
     order = sorted(eligible, key=lambda n: (_pack_order(n), n["name"]))
     limit = _pack_limit(service)
-    position = 0
+    wanted = min(service["min_nodes"], service["replicas"])
+    used = sum(1 for count in counts.values() if count)
+    position, left = 0, len(missing)
     for index in missing:
-        while position < len(order) and (not fits(service, order[position]["name"])
-                                         or counts.get(order[position]["name"], 0) >= limit):
+        while position < len(order):
+            name = order[position]["name"]
+            held = counts.get(name, 0)
+            # Nodes min_nodes still needs once this replica is here, one replica each at least.
+            needed = wanted - used - (0 if held else 1)
+            if fits(service, name) and held < limit and left - 1 >= needed:
+                break
             position += 1
         if position == len(order):
             return
-        take(service, index, order[position]["name"])
+        name = order[position]["name"]
+        used += 0 if counts.get(name, 0) else 1
+        take(service, index, name)
+        left -= 1
 
 
 def _pack_limit(service):

@@ -93,6 +93,30 @@ def test_a_bad_min_nodes_is_refused(extra, message):
         service(**extra)
 
 
+def test_pack_with_any_min_nodes_the_nodes_allow_is_placed():
+    """4 replicas, min_nodes 3, on 3 roomy nodes: 2 + 1 + 1 (first fit alone gave 2 + 2 and a refusal)."""
+    packed = plan([service(replicas=4, strategy="pack", min_nodes=3)], lab(3))
+    assert sorted(packed["services"]["demo"]["slots"]) == ["pizero-1", "pizero-1", "pizero-2", "pizero-3"]
+    for replicas in range(1, 13):
+        for min_nodes in range(1, min(replicas, 6) + 1):
+            slots = plan([service(replicas=replicas, strategy="pack", min_nodes=min_nodes, memory="8m", cpu=0.01)],
+                         lab(6))["services"]["demo"]["slots"]
+            assert len(set(slots)) >= min_nodes and None not in slots, (replicas, min_nodes, slots)
+
+
+def test_slots_held_now_never_make_a_declaration_that_fits_fail():
+    """Kept where they run, 4 replicas on 2 nodes cannot meet min_nodes 3: that service is placed
+    again, moving as few as it takes, and the other service keeps its slots."""
+    current = {"demo": {"slots": ["pizero-1", "pizero-1", "pizero-2", "pizero-2"]},
+               "web": {"slots": ["pizero-3", "pizero-1"]}}
+    services = [service(replicas=4, strategy="pack", min_nodes=3), service("web", replicas=2)]
+    result = plan(services, lab(3), current)
+    slots = result["services"]["demo"]["slots"]
+    assert len(set(slots)) == 3
+    assert len(moves({"services": current}, result)) == 1
+    assert result["services"]["web"]["slots"] == ["pizero-3", "pizero-1"]
+
+
 def test_min_nodes_that_the_eligible_nodes_cannot_give_fails_whole():
     with pytest.raises(PlacementError, match="service demo: its replicas fit on 1 node, and min_nodes asks for 2"):
         plan([service(replicas=2, min_nodes=2)], lab(1))
