@@ -35,6 +35,7 @@ __metaclass__ = type
 
 import hashlib
 import heapq
+import itertools
 import json
 import math
 import re
@@ -44,6 +45,8 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 MAX_REPLICAS = 1000
+# Up to this many powered-down boards that could help, plan_waking tries every combination.
+EXACT_WAKE = 8
 
 SERVICE_KEYS = {"name", "image", "replicas", "port", "resources", "constraints", "spread", "strategy",
                 "update", "health", "env", "command", "tags", "network", "container_port", "min_nodes"}
@@ -227,6 +230,8 @@ def _why_not(service, node):
     c = service["constraints"]
     if not node.get("alive", True):
         return "not alive"
+    if node.get("only") is not None and service["name"] not in node["only"]:
+        return "powered up for other services"
     if c["arch"] and node["arch"] not in c["arch"]:
         return "architecture %s not in %s" % (node["arch"], ", ".join(c["arch"]))
     if c["board"] and node["board"] not in c["board"]:
@@ -295,9 +300,11 @@ def _plan(services, nodes, current):
     free = dict((n["name"], [n["memory"], n["cpus"]]) for n in nodes)
     current = current or {}
     eligible, by_profile = {}, {}
+    # Boards powered up for some services only (plan_waking) tell services with one profile apart.
+    restricted = any(n.get("only") is not None for n in nodes)
     for service in services:
         # Services asking the same of a node share one pass over the nodes.
-        profile = _profile(service)
+        profile = _profile(service) + (service["name"] if restricted else "")
         if profile not in by_profile:
             by_profile[profile] = [n for n in nodes if _why_not(service, n) is None]
         eligible[service["name"]] = by_profile[profile]
@@ -388,26 +395,46 @@ def consolidate(services, nodes, current=None):
 
 
 def plan_waking(services, nodes, current=None, standby=()):
-    """plan(), and if the live nodes have too little room, the fewest powered-down nodes (standby,
-    in pack order) that make it fit: (plan, [names to power up]). Only standby nodes the plan
-    gives a replica are woken. Raises the live nodes' PlacementError when even all of them would
-    not do."""
+    """plan(), and if the live nodes have too little room, the fewest powered-down nodes (standby)
+    that make it fit: (plan, [names to power up]).
+
+    Boards are woken for the services that need room (a replica not running on a live node now),
+    and only those services are placed on them: a service running well is never moved onto a
+    board woken for another. Only boards that such a service could use are candidates; among
+    up to EXACT_WAKE of them every combination is tried, fewest first (pack order breaks ties),
+    beyond that the first ones in pack order. Raises the live nodes' PlacementError when even all
+    of them would not do."""
     try:
         return plan(services, nodes, current), []
     except PlacementError as live_error:
         error = live_error
+    current = current or {}
+    alive = set(n["name"] for n in nodes if n.get("alive", True))
+    wanting = set(s["name"] for s in services if sum(
+        1 for name in ((current.get(s["name"]) or {}).get("slots") or [])[:s["replicas"]] if name in alive) < s["replicas"])
     order = sorted(standby, key=lambda n: (_pack_order(n), n["name"]))
-    for count in range(1, len(order) + 1):
-        woken = [dict(n, alive=True) for n in order[:count]]
-        names = set(n["name"] for n in woken)
-        try:
-            found = plan(services, [n for n in nodes if n["name"] not in names] + woken, current)
-        except PlacementError:
-            continue
-        return found, [n["name"] for n in woken if found["nodes"][n["name"]]["replicas"]]
+    attempts = []
+    if wanting:
+        useful = [n for n in order if any(_why_not(s, dict(n, alive=True)) is None for s in services if s["name"] in wanting)]
+        attempts.append((useful, sorted(wanting)))
+    attempts.append((order, None))  # room freed only by moving what runs: any service may use them
+    for candidates, only in attempts:
+        for count in range(1, len(candidates) + 1):
+            if len(candidates) <= EXACT_WAKE:
+                choices = itertools.combinations(candidates, count)
+            else:
+                choices = [candidates[:count]]
+            for chosen in choices:
+                woken = [dict(n, alive=True, only=only) for n in chosen]
+                names = set(n["name"] for n in woken)
+                try:
+                    found = plan(services, [n for n in nodes if n["name"] not in names] + woken, current)
+                except PlacementError:
+                    continue
+                return found, [n["name"] for n in woken if found["nodes"][n["name"]]["replicas"]]
     if order:
         raise PlacementError("%s Powering up every powered-down node (%s) would not make it fit either." % (
-            error, ", ".join(n["name"] for n in order)))
+            error, ", ".join(n["name"] for n in order)), service=error.service)
     raise error
 
 

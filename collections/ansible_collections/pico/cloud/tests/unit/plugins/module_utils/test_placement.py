@@ -148,6 +148,49 @@ def test_powered_down_nodes_are_woken_only_as_many_as_needed():
     assert "pizero-4" in bigger["services"]["demo"]["slots"]
 
 
+def test_waking_for_a_label_wakes_the_one_board_that_has_it_and_moves_nothing_that_runs():
+    """A replica needs a label only the last standby board has; a spread service runs 3 + 3 on
+    the live boards. One board is woken, and the spread service stays where it runs."""
+    live = lab(2)
+    running = plan([service("web", replicas=6)], live)
+    standby = [node("spare-%d" % i) for i in range(1, 6)] + [node("spare-gpu", labels={"gpu": "1"})]
+    needs_gpu = service("ml", replicas=1, constraints={"labels": {"gpu": "1"}})
+    result, wake = plan_waking([service("web", replicas=6), needs_gpu], live, running["services"], standby)
+    assert wake == ["spare-gpu"]
+    assert [m for m in moves(running, result) if m[0] == "web"] == []
+    assert result["services"]["ml"]["slots"] == ["spare-gpu"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(live_room=st.lists(st.integers(0, 3), min_size=1, max_size=3),
+       spare_room=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+       replicas=st.integers(1, 8), strategy=st.sampled_from(["spread", "pack"]))
+def test_waking_wakes_no_more_boards_than_the_fewest_that_fit(live_room, spare_room, replicas, strategy):
+    """Against brute force: every subset of the powered-down boards, smallest first."""
+    import itertools
+    unit = 100
+    live = [node("live-%d" % i, memory=room * unit) if room else node("live-%d" % i, memory=1) for i, room in enumerate(live_room)]
+    standby = [node("spare-%d" % i, memory=room * unit) for i, room in enumerate(spare_room)]
+    declared = [service(replicas=replicas, memory="%dm" % unit, cpu=0.01, strategy=strategy)]
+    fewest = None
+    for count in range(0, len(standby) + 1):
+        for chosen in itertools.combinations(standby, count):
+            try:
+                plan(declared, live + list(chosen))
+            except PlacementError:
+                continue
+            fewest = count
+            break
+        if fewest is not None:
+            break
+    if fewest is None:
+        with pytest.raises(PlacementError):
+            plan_waking(declared, live, None, standby)
+        return
+    result, wake = plan_waking(declared, live, None, standby)
+    assert len(wake) <= fewest and None not in result["services"]["demo"]["slots"]
+
+
 def test_when_even_every_powered_down_node_is_not_enough_the_error_says_so():
     with pytest.raises(PlacementError, match=r"2 of 6 replicas fit.*every powered-down node \(pizero-9\)"):
         plan_waking([service(replicas=6, memory="300m")], lab(2), None, [node("pizero-9")])
