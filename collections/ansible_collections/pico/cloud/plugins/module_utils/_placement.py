@@ -33,6 +33,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -225,8 +226,9 @@ def _group(service, node):
     return node["labels"].get(service["spread"][len("label:"):], "")
 
 
-def _why_not(service, node):
-    """Why a node can never take this service (capacity aside), or None."""
+def _why_not(service, node, capacity=True):
+    """Why a node can never take this service (room taken by others aside), or None. Without
+    capacity, the node's size against the requests is not looked at either."""
     c = service["constraints"]
     if not node.get("alive", True):
         return "not alive"
@@ -244,7 +246,7 @@ def _why_not(service, node):
         return "no image declared for %s" % node["arch"]
     if node.get("images") is not None and image not in node["images"]:
         return "image %s is not among its images (pico_container_runtime_images)" % image
-    if service["resources"]["memory"] > node["memory"] or service["resources"]["cpu"] > node["cpus"]:
+    if capacity and (service["resources"]["memory"] > node["memory"] or service["resources"]["cpu"] > node["cpus"]):
         return "requests %s memory / %g CPU, it has %s / %g" % (
             _size(service["resources"]["memory"]), service["resources"]["cpu"], _size(node["memory"]), node["cpus"])
     return None
@@ -299,17 +301,33 @@ def _plan(services, nodes, current):
     by_name = dict((n["name"], n) for n in nodes)
     free = dict((n["name"], [n["memory"], n["cpus"]]) for n in nodes)
     current = current or {}
-    eligible, by_profile = {}, {}
+    # Services asking the same of a node share one pass over the nodes: a full one per set of
+    # constraints and image (asks), then, only where a service needs the list, the sizes against
+    # its requests. Cost grows with the distinct asks, not with services x nodes.
+    asks_of, by_asks, biggest, by_profile = {}, {}, {}, {}
     # Boards powered up for some services only (plan_waking) tell services with one profile apart.
     restricted = any(n.get("only") is not None for n in nodes)
     for service in services:
-        # Services asking the same of a node share one pass over the nodes.
-        profile = _profile(service) + (service["name"] if restricted else "")
-        if profile not in by_profile:
-            by_profile[profile] = [n for n in nodes if _why_not(service, n) is None]
-        eligible[service["name"]] = by_profile[profile]
-        if service["replicas"] and not eligible[service["name"]]:
+        asks = _profile(service, requests=False) + (service["name"] if restricted else "")
+        if asks not in by_asks:
+            base = [n for n in nodes if _why_not(service, n, capacity=False) is None]
+            by_asks[asks] = (base, set(n["name"] for n in base))
+            biggest[asks] = (max([n["memory"] for n in base] or [0]), max([n["cpus"] for n in base] or [0]))
+        asks_of[service["name"]] = asks
+        memory, cpu = service["resources"]["memory"], service["resources"]["cpu"]
+        if service["replicas"] and (memory > biggest[asks][0] or cpu > biggest[asks][1]):
             raise _unplaceable(service, nodes, 0, service["replicas"])
+
+    def eligible(service):
+        """The nodes that can take this service (alive, constraints, image, size)."""
+        asks, memory, cpu = asks_of[service["name"]], service["resources"]["memory"], service["resources"]["cpu"]
+        if (asks, memory, cpu) not in by_profile:
+            by_profile[asks, memory, cpu] = [n for n in by_asks[asks][0] if memory <= n["memory"] and cpu <= n["cpus"]]
+        return by_profile[asks, memory, cpu]
+
+    encoded = dict((n["name"], n["name"].encode()) for n in nodes)
+    # Groups per (nodes, spread, requests); hash rings per asks; pack order per eligible list.
+    spread_limits, rings, pack_orders = {}, {}, {}
 
     slots = dict((s["name"], [None] * s["replicas"]) for s in services)
     counts = dict((s["name"], {}) for s in services)
@@ -329,14 +347,20 @@ def _plan(services, nodes, current):
 
     # 1. Keep what stays valid, every service before any new slot.
     for service in services:
-        names = set(n["name"] for n in eligible[service["name"]])
-        limit = _spread_limit(service, eligible[service["name"]])
         previous = (current.get(service["name"]) or {}).get("slots") or []
+        if not previous:
+            continue
+        names = by_asks[asks_of[service["name"]]][1]
+        memory, cpu = service["resources"]["memory"], service["resources"]["cpu"]
+        limit = None
         for index, node_name in enumerate(previous[:service["replicas"]]):
-            if node_name not in names or not fits(service, node_name):
+            node = by_name.get(node_name)
+            if node_name not in names or memory > node["memory"] or cpu > node["cpus"] or not fits(service, node_name):
                 continue
             if service["strategy"] == "spread":
-                group = _group(service, by_name[node_name])
+                if limit is None:
+                    limit = _spread_limit(service, by_asks[asks_of[service["name"]]][0], spread_limits)
+                group = _group(service, node)
                 if group_counts[service["name"]].get(group, 0) >= limit:
                     continue  # spread now allows fewer here: this one moves
             elif counts[service["name"]].get(node_name, 0) >= _pack_limit(service):
@@ -349,9 +373,22 @@ def _plan(services, nodes, current):
         if not missing:
             continue
         if service["strategy"] == "pack":
-            _pack(service, eligible[service["name"]], missing, fits, take, counts[service["name"]])
+            listed = eligible(service)
+            if id(listed) not in pack_orders:
+                pack_orders[id(listed)] = sorted(listed, key=lambda n: (_pack_order(n), n["name"]))
+            _pack(service, pack_orders[id(listed)], missing, fits, take, counts[service["name"]])
+        elif not counts[service["name"]]:
+            # None of it placed yet: the first nodes clockwise from the service on hash rings,
+            # one per group (log n per replica, where ranking every node costs n).
+            key = (asks_of[service["name"]], service["spread"])
+            if key not in rings:
+                grouped = {}  # spread over nodes: one ring, each node taking one replica per cycle
+                for node in by_asks[key[0]][0]:
+                    grouped.setdefault("" if service["spread"] == "node" else _group(service, node), []).append(node)
+                rings[key] = dict((group, _ring(members, encoded)) for group, members in grouped.items())
+            _spread_ring(service, rings[key], missing, fits, take)
         else:
-            _spread(service, eligible[service["name"]], missing, fits, take, counts, group_counts, by_name)
+            _spread(service, eligible(service), missing, fits, take, counts, group_counts, by_name, encoded)
         placed = sum(1 for n in slots[service["name"]] if n is not None)
         if placed < service["replicas"]:
             raise _unplaceable(service, nodes, placed, service["replicas"])
@@ -366,12 +403,16 @@ def _plan(services, nodes, current):
     result = {"services": {}, "nodes": {}}
     for service in sorted(services, key=lambda s: s["name"]):
         result["services"][service["name"]] = {"digest": spec_digest(service), "slots": slots[service["name"]]}
+    held = dict((n["name"], {}) for n in nodes)  # each node's replicas, by service, in name order
+    for service_name in sorted(counts):
+        for node_name, count in counts[service_name].items():
+            held[node_name][service_name] = count
     for node in nodes:
         result["nodes"][node["name"]] = {
             "arch": node["arch"], "memory": node["memory"], "cpus": node["cpus"],
             "memory_requested": node["memory"] - free[node["name"]][0],
             "cpu_requested": round(node["cpus"] - free[node["name"]][1], 6),
-            "replicas": dict((s, c[node["name"]]) for s, c in sorted(counts.items()) if c.get(node["name"])),
+            "replicas": held[node["name"]],
         }
     # What consolidation leaves empty: live nodes with no replica, candidates to power down.
     result["empty"] = [n["name"] for n in nodes if n.get("alive", True) and not result["nodes"][n["name"]]["replicas"]]
@@ -438,17 +479,92 @@ def plan_waking(services, nodes, current=None, standby=()):
     raise error
 
 
-def _spread_limit(service, eligible):
-    """Most replicas one node (or label group) may hold under spread: replicas over groups, rounded up."""
-    groups = len(set(_group(service, n) for n in eligible)) or 1
-    return -(-service["replicas"] // groups)
+def _spread_limit(service, candidates, cache):
+    """Most replicas one node (or label group) may hold under spread: replicas over the groups of
+    the nodes big enough for it, rounded up (candidates: the nodes it may use, size aside)."""
+    memory, cpu, replicas = service["resources"]["memory"], service["resources"]["cpu"], service["replicas"]
+    key = (id(candidates), service["spread"], memory, cpu)
+    if key not in cache:
+        groups = set()
+        for node in candidates:
+            if memory <= node["memory"] and cpu <= node["cpus"]:
+                groups.add(_group(service, node))
+                if service["spread"] == "node" and len(groups) >= replicas:
+                    # As many groups as replicas: one each, whatever the rest. Not cached (the
+                    # next service may have more replicas).
+                    return 1
+        cache[key] = len(groups) or 1
+    return -(-replicas // cache[key])
 
 
-def _spread(service, eligible, missing, fits, take, counts, group_counts, by_name):
+RING_POINTS = 16  # points per node on the hash ring: evens out how much of it each node owns
+
+
+def _point(data):
+    """A place on the ring. SHA-1, not CRC-32: CRC is linear, so names that differ in a digit
+    (svc-0001, svc-0002) land close together and crowd the same nodes."""
+    return int(hashlib.sha1(data).hexdigest()[:12], 16)
+
+
+def _ring(nodes, encoded):
+    """(sorted points, node name at each point): every node at RING_POINTS places."""
+    points = sorted((_point(encoded[n["name"]] + b"\0" + bytes([point])), n["name"])
+                    for n in nodes for point in range(RING_POINTS))
+    return [p for p, dummy in points], [name for dummy, name in points]
+
+
+def _spread_ring(service, rings, missing, fits, take):
+    """Spread a service none of whose replicas is placed, over groups (a label's values; spread
+    over nodes is one group) each with its own ring: in each round every group takes one replica,
+    the groups in the order their rings reach the service's own point; within a group, its nodes
+    in ring order, each taking one before any takes two. So no group (or node) holds two more
+    than another."""
+    start = _point(service["name"].encode())
+    walks = []
+    for group, (positions, names) in rings.items():
+        if names:
+            first = bisect.bisect_left(positions, start)
+            distance = (positions[first % len(positions)] - start) % (1 << 48)
+            walks.append([distance, group, names, first, set()])  # cursor and this cycle's nodes
+    walks.sort(key=lambda walk: walk[:2])
+    missing = list(missing)
+    while missing:
+        placed = False
+        for walk in walks:
+            names, taken = walk[2], walk[4]
+            for attempt in range(2):  # this cycle of the group's nodes, then a new one
+                node_name = None
+                for step in range(len(names)):
+                    candidate = names[(walk[3] + step) % len(names)]
+                    if candidate not in taken and fits(service, candidate):
+                        node_name, walk[3] = candidate, (walk[3] + step + 1) % len(names)
+                        break
+                if node_name or not taken:
+                    break
+                taken.clear()
+            if node_name is None:
+                continue
+            taken.add(node_name)
+            take(service, missing.pop(0), node_name)
+            placed = True
+            if not missing:
+                return
+        if not placed:
+            return
+
+
+def _spread(service, eligible, missing, fits, take, counts, group_counts, by_name, encoded):
     """Fewest replicas of this service in the node's group, then on the node, then rendezvous order."""
     name = service["name"]
-    heap = [(group_counts[name].get(_group(service, n), 0), counts[name].get(n["name"], 0), _rank(name, n["name"]),
-             n["name"]) for n in eligible]
+    # _rank, with the service's part of the CRC computed once (CRC-32 continues over the node's part).
+    prefix = zlib.crc32(("%s\0" % name).encode())
+    node_counts, groups = counts[name], group_counts[name]
+    if service["spread"] == "node":
+        heap = [(node_counts.get(n["name"], 0), node_counts.get(n["name"], 0), -zlib.crc32(encoded[n["name"]], prefix),
+                 n["name"]) for n in eligible]
+    else:
+        heap = [(groups.get(_group(service, n), 0), node_counts.get(n["name"], 0), -zlib.crc32(encoded[n["name"]], prefix),
+                 n["name"]) for n in eligible]
     heapq.heapify(heap)
     for index in missing:
         while heap:
@@ -465,11 +581,10 @@ def _spread(service, eligible, missing, fits, take, counts, group_counts, by_nam
             break
 
 
-def _pack(service, eligible, missing, fits, take, counts):
-    """First fit in a fixed order: the node's pack_order label (numeric), then its name; at most
+def _pack(service, order, missing, fits, take, counts):
+    """First fit in pack order (the node's pack_order label, numeric, then its name); at most
     _pack_limit replicas of the service on one node, and never so many on the nodes already used
     that the replicas left could not reach min_nodes nodes."""
-    order = sorted(eligible, key=lambda n: (_pack_order(n), n["name"]))
     limit = _pack_limit(service)
     wanted = min(service["min_nodes"], service["replicas"])
     used = sum(1 for count in counts.values() if count)
@@ -557,9 +672,10 @@ def failover_entries(services, nodes):
     return entries
 
 
-def _profile(service):
+def _profile(service, requests=True):
     """What a service asks of a node: services with the same profile fit the same nodes."""
-    return json.dumps([service["constraints"], service["image"], service["resources"]], sort_keys=True)
+    return json.dumps([service["constraints"], service["image"]] + ([service["resources"]] if requests else []),
+                      sort_keys=True)
 
 
 def _failover_entry(service, candidates):
