@@ -20,11 +20,14 @@ How a slot finds a node:
    spread rule now allows fewer replicas on that node (or label group) than it holds: then only
    the excess moves. Slots are kept before any new slot is placed, for every service.
 3. A new slot goes, with `spread` (default), to the eligible node holding the fewest replicas of
-   the service (and of its spread group), ties broken by rendezvous hashing of (service, node):
-   the same order on every machine, and removing a node moves only its own slots. With `pack`,
-   to the first node in a fixed order (the node's `pack_order` label, then its name) that fits:
-   as few nodes as the declarations allow, the rest left empty; `min_nodes` (default 1) caps a
-   node at ceil(replicas / min_nodes) of them so they use at least that many nodes.
+   the service (and of its spread group), ties broken by the service's order of the nodes,
+   clockwise on a hash ring from its own point: the same order on every machine, and removing
+   a node moves only its own slots. With `pack`, to the first node in a fixed order (the node's
+   `pack_order` label, then its name) that fits: as few nodes as the declarations allow, the
+   rest left empty; `min_nodes` (default 1) caps a node at ceil(replicas / min_nodes) of them
+   and keeps enough replicas for the other nodes it asks for.
+4. When keeping a service's slots makes the plan fail, that service is placed afresh (then, if
+   need be, every service): a declaration that fits is never refused for where it runs now.
 A declaration that cannot be placed in full raises PlacementError naming the service and why;
 there is never a partial plan.
 """
@@ -40,7 +43,6 @@ import itertools
 import json
 import math
 import re
-import zlib
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
@@ -214,12 +216,6 @@ def image_for(service, arch):
 
 # -- placement -----------------------------------------------------------------------------------
 
-def _rank(service_name, node_name):
-    """Rendezvous (highest random weight) key, smaller first: a fixed function of the pair, the
-    same on every machine (CRC-32: cheap, and placement needs spread, not secrecy)."""
-    return -zlib.crc32(("%s\0%s" % (service_name, node_name)).encode())
-
-
 def _group(service, node):
     if service["spread"] == "node":
         return node["name"]
@@ -326,8 +322,7 @@ def _plan(services, nodes, current):
         return by_profile[asks, memory, cpu]
 
     encoded = dict((n["name"], n["name"].encode()) for n in nodes)
-    # Groups per (nodes, spread, requests); hash rings per asks; pack order per eligible list.
-    spread_limits, rings, pack_orders = {}, {}, {}
+    rings, pack_orders = {}, {}  # hash rings per asks; pack order per eligible list
 
     slots = dict((s["name"], [None] * s["replicas"]) for s in services)
     counts = dict((s["name"], {}) for s in services)
@@ -359,7 +354,7 @@ def _plan(services, nodes, current):
                 continue
             if service["strategy"] == "spread":
                 if limit is None:
-                    limit = _spread_limit(service, by_asks[asks_of[service["name"]]][0], spread_limits)
+                    limit = _spread_limit(service, by_asks[asks_of[service["name"]]][0], fits)
                 group = _group(service, node)
                 if group_counts[service["name"]].get(group, 0) >= limit:
                     continue  # spread now allows fewer here: this one moves
@@ -377,18 +372,26 @@ def _plan(services, nodes, current):
             if id(listed) not in pack_orders:
                 pack_orders[id(listed)] = sorted(listed, key=lambda n: (_pack_order(n), n["name"]))
             _pack(service, pack_orders[id(listed)], missing, fits, take, counts[service["name"]])
-        elif not counts[service["name"]]:
-            # None of it placed yet: the first nodes clockwise from the service on hash rings,
-            # one per group (log n per replica, where ranking every node costs n).
+        else:
+            # Nodes are ranked by hash rings from the service's own point (one ring per label
+            # value for label spread): a service with nothing placed takes the first nodes that
+            # fit (log n per replica, where ranking every node costs n); one with replicas placed
+            # ranks every node the same way, so both make the same choices.
             key = (asks_of[service["name"]], service["spread"])
             if key not in rings:
-                grouped = {}  # spread over nodes: one ring, each node taking one replica per cycle
+                grouped = {}
                 for node in by_asks[key[0]][0]:
                     grouped.setdefault("" if service["spread"] == "node" else _group(service, node), []).append(node)
                 rings[key] = dict((group, _ring(members, encoded)) for group, members in grouped.items())
-            _spread_ring(service, rings[key], missing, fits, take)
-        else:
-            _spread(service, eligible(service), missing, fits, take, counts, group_counts, by_name, encoded)
+            if counts[service["name"]]:
+                rank = {}
+                for ring in rings[key].values():
+                    rank.update(_ring_distances(service, ring))
+                _spread(service, eligible(service), missing, fits, take, counts, group_counts, by_name, rank.get)
+            elif service["spread"] == "node":
+                _spread_ring(service, rings[key][""], missing, fits, take)
+            else:
+                _spread_groups(service, rings[key], missing, fits, take)
         placed = sum(1 for n in slots[service["name"]] if n is not None)
         if placed < service["replicas"]:
             raise _unplaceable(service, nodes, placed, service["replicas"])
@@ -479,25 +482,21 @@ def plan_waking(services, nodes, current=None, standby=()):
     raise error
 
 
-def _spread_limit(service, candidates, cache):
-    """Most replicas one node (or label group) may hold under spread: replicas over the groups of
-    the nodes big enough for it, rounded up (candidates: the nodes it may use, size aside)."""
-    memory, cpu, replicas = service["resources"]["memory"], service["resources"]["cpu"], service["replicas"]
-    key = (id(candidates), service["spread"], memory, cpu)
-    if key not in cache:
-        groups = set()
-        for node in candidates:
-            if memory <= node["memory"] and cpu <= node["cpus"]:
-                groups.add(_group(service, node))
-                if service["spread"] == "node" and len(groups) >= replicas:
-                    # As many groups as replicas: one each, whatever the rest. Not cached (the
-                    # next service may have more replicas).
-                    return 1
-        cache[key] = len(groups) or 1
-    return -(-replicas // cache[key])
+def _spread_limit(service, candidates, fits):
+    """Most replicas one node (or label group) may keep under spread: replicas over the groups
+    that have room for one now, rounded up (candidates: the nodes it may use, room aside). Groups
+    that are full do not count: a replica moved for them would come back where it was."""
+    groups = set()
+    for node in candidates:
+        if fits(service, node["name"]):
+            groups.add(_group(service, node))
+            if len(groups) >= service["replicas"]:
+                return 1  # one each, whatever the rest
+    return -(-service["replicas"] // (len(groups) or 1))
 
 
 RING_POINTS = 16  # points per node on the hash ring: evens out how much of it each node owns
+RING_SPAN = 1 << 48  # _point's range
 
 
 def _point(data):
@@ -513,58 +512,88 @@ def _ring(nodes, encoded):
     return [p for p, dummy in points], [name for dummy, name in points]
 
 
-def _spread_ring(service, rings, missing, fits, take):
-    """Spread a service none of whose replicas is placed, over groups (a label's values; spread
-    over nodes is one group) each with its own ring: in each round every group takes one replica,
-    the groups in the order their rings reach the service's own point; within a group, its nodes
-    in ring order, each taking one before any takes two. So no group (or node) holds two more
-    than another."""
-    start = _point(service["name"].encode())
-    walks = []
-    for group, (positions, names) in rings.items():
-        if names:
-            first = bisect.bisect_left(positions, start)
-            distance = (positions[first % len(positions)] - start) % (1 << 48)
-            walks.append([distance, group, names, first, set()])  # cursor and this cycle's nodes
-    walks.sort(key=lambda walk: walk[:2])
+def _ring_walk(service, ring, start=None):
+    """(distance, node) for the ring's nodes clockwise from the service's own point, each once at
+    its first point: the service's rank of them."""
+    positions, names = ring
+    point = _point(service["name"].encode()) if start is None else start
+    first = bisect.bisect_left(positions, point)
+    seen = set()
+    for step in range(len(names)):
+        index = (first + step) % len(names)
+        if names[index] not in seen:
+            seen.add(names[index])
+            yield (positions[index] - point) % RING_SPAN, names[index]
+
+
+def _ring_order(service, ring):
+    return (node_name for dummy, node_name in _ring_walk(service, ring))
+
+
+def _ring_distances(service, ring):
+    return dict((node_name, distance) for distance, node_name in _ring_walk(service, ring))
+
+
+def _spread_groups(service, rings, missing, fits, take):
+    """Spread over a label with nothing placed yet, making _spread's choices with the rings' rank:
+    the group with fewest replicas, then its node with fewest, then the nearest. Each group walks
+    its own ring; a heap over the groups (few) picks the next, so a replica costs log n."""
+    point = _point(service["name"].encode())
+    heap = []  # (group's replicas, its walk's cycle, distance of its next node, group, walk state)
+    for group, ring in rings.items():
+        state = {"ring": ring, "walk": _ring_walk(service, ring, point), "cycle": 0, "taken": 0, "fitted": 0}
+        found = _next_in_group(service, state, fits)
+        if found:
+            heapq.heappush(heap, (0, state["cycle"], found[0], group, found[1], state))
+    missing = list(missing)
+    while missing and heap:
+        count, cycle, distance, group, node_name, state = heapq.heappop(heap)
+        take(service, missing.pop(0), node_name)
+        found = _next_in_group(service, state, fits)
+        if found:
+            heapq.heappush(heap, (count + 1, state["cycle"], found[0], group, found[1], state))
+
+
+def _next_in_group(service, state, fits):
+    """The next node of a group's walk that fits, starting a new cycle (each node once more) at
+    the walk's end; None when no node of the group fits any more."""
+    while True:
+        for distance, node_name in state["walk"]:
+            if fits(service, node_name):
+                state["fitted"] += 1
+                return distance, node_name
+        if not state["fitted"]:
+            return None
+        state["walk"], state["cycle"], state["fitted"] = _ring_walk(service, state["ring"]), state["cycle"] + 1, 0
+
+
+def _spread_ring(service, ring, missing, fits, take):
+    """Spread a service none of whose replicas is placed: in each round, the nodes in ring order
+    from the service's point each take one replica if it fits, so no node holds two more than
+    another, and the choice is the one _spread makes with the same rank."""
     missing = list(missing)
     while missing:
         placed = False
-        for walk in walks:
-            names, taken = walk[2], walk[4]
-            for attempt in range(2):  # this cycle of the group's nodes, then a new one
-                node_name = None
-                for step in range(len(names)):
-                    candidate = names[(walk[3] + step) % len(names)]
-                    if candidate not in taken and fits(service, candidate):
-                        node_name, walk[3] = candidate, (walk[3] + step + 1) % len(names)
-                        break
-                if node_name or not taken:
-                    break
-                taken.clear()
-            if node_name is None:
-                continue
-            taken.add(node_name)
-            take(service, missing.pop(0), node_name)
-            placed = True
-            if not missing:
-                return
+        for node_name in _ring_order(service, ring):
+            if fits(service, node_name):
+                take(service, missing.pop(0), node_name)
+                placed = True
+                if not missing:
+                    return
         if not placed:
             return
 
 
-def _spread(service, eligible, missing, fits, take, counts, group_counts, by_name, encoded):
-    """Fewest replicas of this service in the node's group, then on the node, then rendezvous order."""
+def _spread(service, eligible, missing, fits, take, counts, group_counts, by_name, rank_of):
+    """Fewest replicas of this service in the node's group, then on the node, then rank_of (its
+    distance on the service's rings)."""
     name = service["name"]
-    # _rank, with the service's part of the CRC computed once (CRC-32 continues over the node's part).
-    prefix = zlib.crc32(("%s\0" % name).encode())
     node_counts, groups = counts[name], group_counts[name]
     if service["spread"] == "node":
-        heap = [(node_counts.get(n["name"], 0), node_counts.get(n["name"], 0), -zlib.crc32(encoded[n["name"]], prefix),
-                 n["name"]) for n in eligible]
+        heap = [(node_counts.get(n["name"], 0), node_counts.get(n["name"], 0), rank_of(n["name"]), n["name"]) for n in eligible]
     else:
-        heap = [(groups.get(_group(service, n), 0), node_counts.get(n["name"], 0), -zlib.crc32(encoded[n["name"]], prefix),
-                 n["name"]) for n in eligible]
+        heap = [(groups.get(_group(service, n), 0), node_counts.get(n["name"], 0), rank_of(n["name"]), n["name"])
+                for n in eligible]
     heapq.heapify(heap)
     for index in missing:
         while heap:

@@ -287,6 +287,25 @@ cluster = st.tuples(st.lists(service_strategy, max_size=5, unique_by=lambda s: s
                     st.lists(node_strategy, min_size=1, max_size=12, unique_by=lambda n: n["name"]))
 
 
+def check(services, nodes, result):
+    """What every plan guarantees: every slot placed, on a live node meeting the constraints,
+    within every node's capacity; min_nodes met."""
+    by_name = dict((n["name"], n) for n in nodes)
+    used = dict((n["name"], [0, 0.0]) for n in nodes)
+    for s in services:
+        slots = result["services"][s["name"]]["slots"]
+        assert len(slots) == s["replicas"] and None not in slots
+        assert len(set(slots)) >= min(s["min_nodes"], s["replicas"])
+        for name in slots:
+            n = by_name[name]
+            assert n["alive"]
+            assert not s["constraints"]["arch"] or n["arch"] in s["constraints"]["arch"]
+            used[name][0] += s["resources"]["memory"]
+            used[name][1] += s["resources"]["cpu"]
+    for name, (memory, cpu) in used.items():
+        assert memory <= by_name[name]["memory"] and cpu <= by_name[name]["cpus"] + 1e-6
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cluster)
 def test_every_plan_meets_constraints_and_capacity_and_is_deterministic(case):
@@ -297,19 +316,76 @@ def test_every_plan_meets_constraints_and_capacity_and_is_deterministic(case):
         assert "Nothing was changed" in str(err)
         return
     assert plan(list(reversed(services)), list(reversed(nodes))) == result  # input order does not matter
-    by_name = dict((n["name"], n) for n in nodes)
-    used = dict((n["name"], [0, 0.0]) for n in nodes)
-    for s in services:
-        slots = result["services"][s["name"]]["slots"]
-        assert len(slots) == s["replicas"] and None not in slots
-        for name in slots:
-            n = by_name[name]
-            assert n["alive"]
-            assert not s["constraints"]["arch"] or n["arch"] in s["constraints"]["arch"]
-            used[name][0] += s["resources"]["memory"]
-            used[name][1] += s["resources"]["cpu"]
-    for name, (memory, cpu) in used.items():
-        assert memory <= by_name[name]["memory"] and cpu <= by_name[name]["cpus"] + 1e-6
+    check(services, nodes, result)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster, st.data())
+def test_a_plan_that_keeps_current_slots_holds_the_same_and_never_refuses_what_fits(case, data):
+    """Current slots drawn anywhere (on nodes that are down, gone or full, too many, too few):
+    the plan still meets every guarantee, and fits whenever a fresh plan fits."""
+    services, nodes = case
+    names = [n["name"] for n in nodes] + ["gone", None]
+    current = dict((s["name"], {"slots": data.draw(st.lists(st.sampled_from(names), max_size=8))})
+                   for s in services if data.draw(st.booleans()))
+    try:
+        fresh = plan(services, nodes)
+    except PlacementError:
+        fresh = None
+    try:
+        kept = plan(services, nodes, current)
+    except PlacementError:
+        assert fresh is None, "a declaration that fits was refused for where it runs now"
+        return
+    check(services, nodes, kept)
+    assert plan(services, nodes, current) == kept
+
+
+def test_most_generated_clusters_place_something():
+    """The properties above are worth something only if the generator's clusters mostly fit."""
+    import random
+    rng = random.Random(7)
+    placed = 0
+    for attempt in range(300):
+        nodes = [node("n%02d" % i, arch=rng.choice(["armv6l", "aarch64"]), memory=rng.randint(64, 512),
+                      cpus=rng.choice([1.0, 4.0]), labels={"site": rng.choice("abc")}, alive=rng.random() < 0.5)
+                 for i in range(rng.randint(1, 12))]
+        services = [service("s%d" % i, replicas=rng.randint(0, 6), memory="%dm" % rng.randint(8, 128),
+                            cpu=rng.choice([0.05, 0.1, 0.5]), strategy=rng.choice(["spread", "pack"]),
+                            spread=rng.choice(["node", "label:site"]),
+                            constraints={"arch": rng.choice(["armv6l", "aarch64"])} if rng.random() < 0.67 else {})
+                    for i in range(rng.randint(0, 5))]
+        try:
+            plan(services, nodes)
+            placed += 1
+        except PlacementError:
+            pass
+    assert placed >= 150, placed
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=12)
+garbage_service = st.fixed_dictionaries({"name": st.just("web"), "image": st.just("app:1")}, optional=dict(
+    (key, json_values) for key in ("replicas", "resources", "constraints", "spread", "strategy", "update", "tags",
+                                   "min_nodes", "port", "bogus")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_values, st.lists(garbage_service, max_size=3)))
+def test_garbage_declarations_get_a_clean_error(raw):
+    try:
+        services = validate_services(raw)
+    except PlacementError:
+        return
+    plan_or_error(services)
+
+
+def plan_or_error(services):
+    try:
+        plan(services, lab(3))
+    except PlacementError:
+        pass
 
 
 @settings(max_examples=100, deadline=None)

@@ -32,8 +32,10 @@ class _Agent:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                instances = agent.instances() if callable(agent.instances) else agent.instances
-                body = {"instances": instances} if self.path.startswith("/v1/services/") else {"members": agent.members}
+                if self.path.startswith("/v1/services/"):
+                    body = {"instances": agent.instances() if callable(agent.instances) else agent.instances}
+                else:
+                    body = {"members": agent.members}
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
@@ -91,17 +93,21 @@ def test_healthy_counts_only_once_it_held_for_min_healthy_time(run_module):
 
 
 def test_a_flap_starts_the_hold_again(run_module):
-    """Healthy for 0.6 s out of every 0.8 s: never 1 s without a break, so the wait fails however
-    long it is healthy in total (and says it flapped, or that it is missing, as the last look found it)."""
-    import time
-    start = time.monotonic()
-    agent = _Agent(lambda: [dict(OWN, node="pz-1", id="pz-1/web-0")] if (time.monotonic() - start) % 0.8 < 0.6 else [],
-                   MEMBERS)
+    """Healthy at every other look: never min_healthy_time without a break, so the wait fails
+    however long it is healthy in total, and says so as the last look found it. (By looks, not
+    by the clock: a loaded machine must not make it pass.)"""
+    looks = []
+
+    def flapping():
+        looks.append(1)
+        return [dict(OWN, node="pz-1", id="pz-1/web-0")] if len(looks) % 2 else []
+
+    agent = _Agent(flapping, MEMBERS)
     try:
-        result = run_module("service_wait", name="web", api_url=agent.url, timeout=3, interval=0.05,
-                            min_healthy_time=1.0, present=WANT)
+        result = run_module("service_wait", name="web", api_url=agent.url, timeout=2, interval=0.05,
+                            min_healthy_time=0.5, present=WANT)
     finally:
         agent.close()
-    assert result["failed"] is True, result
-    assert ("healthy, but not for 1 s without a break (it flapped)" in result["msg"]
+    assert len(looks) >= 4 and result["failed"] is True, result
+    assert ("healthy, but not for 0.5 s without a break (it flapped)" in result["msg"]
             or "pz-1 has 0 healthy instances" in result["msg"]), result["msg"]
