@@ -207,7 +207,11 @@ def main() -> int:
     if any(not 3 <= s <= 32 for s in sizes) or args.runs < 1:
         parser.error("sizes are 3 to 32 boards (the lab's), runs at least 1")
     timeout = connect_timeout()
-    results = {size: one_size(size, away, args.runs, args.keep and size == sizes[-1]) for size in sizes}
+    results = {}
+    for size in sizes:
+        results[size] = one_size(size, away, args.runs, args.keep and size == sizes[-1])
+        # Each size as it ends (a long run stopped later keeps what it measured).
+        print(json.dumps({"size_done": size, **results[size]}), file=sys.stderr, flush=True)
     base = results.get(min(results))["all_up"]
     growth = {size: {key: round(value / base[key], 2) for key, value in r["all_up"].items()
                      if key.endswith("_s") and base.get(key)} for size, r in results.items()}
