@@ -163,7 +163,7 @@ def test_status_shows_services_and_nodes(first_deploy, tmp_path):
                      # Molecule's environment enables profile_tasks, which would print around the JSON.
                      env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CALLBACKS_ENABLED": None})
     assert as_json.returncode == 0, as_json.tail()
-    tasks = json.loads(as_json.stdout)["plays"][0]["tasks"]
+    tasks = [task for play in json.loads(as_json.stdout)["plays"] for task in play["tasks"]]
     shown = next(t for t in tasks if t["task"]["name"] == "Show the status")
     status = json.loads(next(iter(shown["hosts"].values()))["msg"])
     assert [(s["name"], s["desired"], s["healthy"]) for s in status["services"]] == [("web", 3, 3)]

@@ -270,14 +270,17 @@ def _unplaceable(service, nodes, placed, wanted):
         service["name"], placed, wanted, detail or "no nodes", ", or ".join(fixes)), service=service["name"])
 
 
-def plan(services, nodes, current=None):
+def plan(services, nodes, current=None, strict=False):
     """The placement of every slot of every service; PlacementError if any cannot be placed.
 
     Slots in `current` stay where they are while that still fits. When keeping a service's slots
     is what makes the plan fail (its min_nodes, fragmented room), that service is placed afresh
     and the others keep theirs; only if that fails too is the whole plan fresh. A declaration
-    that fits is never refused because of where its replicas run now."""
+    that fits is never refused because of where its replicas run now. With strict, no fall-back:
+    PlacementError when the slots held cannot all stay (plan_waking tries that first)."""
     current = dict(current or {})
+    if strict:
+        return _plan(services, nodes, current)
     while True:
         try:
             return _plan(services, nodes, current)
@@ -440,7 +443,9 @@ def consolidate(services, nodes, current=None):
 
 def plan_waking(services, nodes, current=None, standby=()):
     """plan(), and if the live nodes have too little room, the fewest powered-down nodes (standby)
-    that make it fit: (plan, [names to power up]).
+    that make it fit: (plan, [names to power up]). Waking boards comes before moving replicas
+    that run: the fall-back of plan() is tried only when no number of boards keeps them where
+    they are.
 
     Boards are woken for the services that need room (a replica not running on a live node now),
     and only those services are placed on them: a service running well is never moved onto a
@@ -448,10 +453,6 @@ def plan_waking(services, nodes, current=None, standby=()):
     up to EXACT_WAKE of them every combination is tried, fewest first (pack order breaks ties),
     beyond that the first ones in pack order. Raises the live nodes' PlacementError when even all
     of them would not do."""
-    try:
-        return plan(services, nodes, current), []
-    except PlacementError as live_error:
-        error = live_error
     current = current or {}
     alive = set(n["name"] for n in nodes if n.get("alive", True))
     wanting = set(s["name"] for s in services if sum(
@@ -462,20 +463,28 @@ def plan_waking(services, nodes, current=None, standby=()):
         useful = [n for n in order if any(_why_not(s, dict(n, alive=True)) is None for s in services if s["name"] in wanting)]
         attempts.append((useful, sorted(wanting)))
     attempts.append((order, None))  # room freed only by moving what runs: any service may use them
-    for candidates, only in attempts:
-        for count in range(1, len(candidates) + 1):
-            if len(candidates) <= EXACT_WAKE:
-                choices = itertools.combinations(candidates, count)
-            else:
-                choices = [candidates[:count]]
-            for chosen in choices:
-                woken = [dict(n, alive=True, only=only) for n in chosen]
-                names = set(n["name"] for n in woken)
-                try:
-                    found = plan(services, [n for n in nodes if n["name"] not in names] + woken, current)
-                except PlacementError:
-                    continue
-                return found, [n["name"] for n in woken if found["nodes"][n["name"]]["replicas"]]
+    error = None
+    # What runs stays where it runs if waking boards allows that (strict); only if no number of
+    # boards does are running replicas moved to make room (plan's fall-back), live boards first.
+    for strict in (True, False):
+        try:
+            return plan(services, nodes, current, strict=strict), []
+        except PlacementError as live_error:
+            error = error or live_error
+        for candidates, only in attempts:
+            for count in range(1, len(candidates) + 1):
+                if len(candidates) <= EXACT_WAKE:
+                    choices = itertools.combinations(candidates, count)
+                else:
+                    choices = [candidates[:count]]
+                for chosen in choices:
+                    woken = [dict(n, alive=True, only=only) for n in chosen]
+                    names = set(n["name"] for n in woken)
+                    try:
+                        found = plan(services, [n for n in nodes if n["name"] not in names] + woken, current, strict=strict)
+                    except PlacementError:
+                        continue
+                    return found, [n["name"] for n in woken if found["nodes"][n["name"]]["replicas"]]
     if order:
         raise PlacementError("%s Powering up every powered-down node (%s) would not make it fit either." % (
             error, ", ".join(n["name"] for n in order)), service=error.service)
