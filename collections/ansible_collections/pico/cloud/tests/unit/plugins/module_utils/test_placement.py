@@ -161,6 +161,23 @@ def test_waking_for_a_label_wakes_the_one_board_that_has_it_and_moves_nothing_th
     assert result["services"]["ml"]["slots"] == ["spare-gpu"]
 
 
+def test_boards_are_woken_before_running_replicas_are_moved_and_without_boards_they_move():
+    """Four live boards hold web and api (48 MiB) and batch (150 MiB); a new 150 MiB service fits
+    only if batch and web swap places. With boards to wake, two are woken and nothing moves;
+    with none, the swap is made rather than the declaration refused."""
+    def packed(name, memory="48m"):
+        return service(name, replicas=2, memory=memory, cpu=0.2, strategy="pack", min_nodes=2)
+    live = [node("native-%d" % i, memory=200) for i in range(1, 5)]
+    current = {"web": {"slots": ["native-1", "native-2"]}, "api": {"slots": ["native-1", "native-2"]},
+               "batch": {"slots": ["native-3", "native-4"]}}
+    declared = [packed("web"), packed("api"), packed("batch", "150m"), packed("more", "150m")]
+    result, wake = plan_waking(declared, live, current, [node("native-5", memory=200), node("native-6", memory=200)])
+    assert wake == ["native-5", "native-6"]
+    assert [m for m in moves({"services": current}, result) if m[0] != "more"] == []
+    result, wake = plan_waking(declared, live, current, [])
+    assert wake == [] and None not in result["services"]["more"]["slots"]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(live_room=st.lists(st.integers(0, 3), min_size=1, max_size=3),
        spare_room=st.lists(st.integers(1, 4), min_size=1, max_size=4),
