@@ -214,7 +214,8 @@ def main() -> int:
         print(json.dumps({"size_done": size, **results[size]}), file=sys.stderr, flush=True)
     base = results.get(min(results))["all_up"]
     growth = {size: {key: round(value / base[key], 2) for key, value in r["all_up"].items()
-                     if key.endswith("_s") and base.get(key)} for size, r in results.items()}
+                     if key.endswith("_s") and isinstance(value, (int, float)) and base.get(key)}
+              for size, r in results.items()}
     checks = targets(results, timeout)
     print(json.dumps({"connect_timeout_s": timeout, "sizes": results, "growth_vs_smallest": growth,
                       "targets": checks}, indent=2))
