@@ -550,7 +550,7 @@ def _spread_groups(service, rings, missing, fits, take):
     point = _point(service["name"].encode())
     heap = []  # (group's replicas, its walk's cycle, distance of its next node, group, walk state)
     for group, ring in rings.items():
-        state = {"ring": ring, "walk": _ring_walk(service, ring, point), "cycle": 0, "taken": 0, "fitted": 0}
+        state = {"ring": ring, "point": point, "walk": _ring_walk(service, ring, point), "cycle": 0, "fitted": 0}
         found = _next_in_group(service, state, fits)
         if found:
             heapq.heappush(heap, (0, state["cycle"], found[0], group, found[1], state))
@@ -573,7 +573,7 @@ def _next_in_group(service, state, fits):
                 return distance, node_name
         if not state["fitted"]:
             return None
-        state["walk"], state["cycle"], state["fitted"] = _ring_walk(service, state["ring"]), state["cycle"] + 1, 0
+        state["walk"], state["cycle"], state["fitted"] = _ring_walk(service, state["ring"], state["point"]), state["cycle"] + 1, 0
 
 
 def _spread_ring(service, ring, missing, fits, take):
