@@ -1,8 +1,18 @@
 """The contract between deploy.yml and the agents, across the two halves of the repository: the
 plan the collection's planner (pico.cloud.service_plan) writes is read by the agent's own parser
 (runtime/src/pico_agent/failover.py), and its failover rule gives every slot a live node."""
+import re
+from pathlib import Path
+
+import pytest
+
+import pico_agent.service_spec as agent_side
+from ansible_collections.pico.cloud.plugins.module_utils import _service_spec as controller_side
+from ansible_collections.pico.cloud.plugins.module_utils._placement import PlacementError, validate_service
+from ansible_collections.pico.cloud.plugins.module_utils._plan_document import with_powered_off
 from ansible_collections.pico.cloud.tests.unit.plugins.action.service_plan_play import NODES, plan, service
 from pico_agent.failover import assign, parse_plan
+from pico_agent.spec import SpecError, parse_spec
 
 
 def test_the_plan_carries_what_agents_need_to_fail_over_and_the_agent_takes_it(tmp_path):
@@ -21,6 +31,10 @@ def test_the_plan_carries_what_agents_need_to_fail_over_and_the_agent_takes_it(t
     owner = raw["services"]["web"]["slots"][0]
     chosen, waiting = assign(parsed, failed={owner}, alive={"pz-1", "pz-2", "pz-3"} - {owner})
     assert not waiting and set(chosen.values()) <= {"pz-1", "pz-2", "pz-3"} - {owner}
+    # energy.yml's record of a board it powers down: the same writer, a plan the agent takes as newer.
+    spare = next(n for n in ("pz-1", "pz-2", "pz-3") if n not in raw["services"]["web"]["slots"])
+    slept = with_powered_off(raw, {spare: raw["nodes"][spare]}, 1700000000)
+    assert parse_plan(slept).generation == parsed.generation + 1 and slept["services"] == raw["services"]
 
 
 def check_plan(document):
@@ -44,8 +58,15 @@ def test_the_agent_checks_a_rollout_before_anything_is_drained_and_names_what_it
     assert (accepted.returncode, accepted.stdout) == (0, ""), accepted.stdout + accepted.stderr
 
     bad = dict(good, env={"PORT": "9000", "TOKEN": "s3cret"})
-    result, out = plan(tmp_path, services=[bad], nodes=NODES, cluster_id="0123456789abcdef")
-    assert result.returncode == 0, result.stdout  # the planner alone lets it through
+    result, dummy = plan(tmp_path, services=[bad], nodes=NODES, cluster_id="0123456789abcdef")
+    assert result.returncode != 0  # the planner runs the agents' rule itself (test below)
+    assert ("service web: env.PORT is set by the agent from port (replica i gets port + i): remove it from env"
+            in " ".join(result.stdout.split())), result.stdout
+    # An agent still checks what it is given (a controller with another version of the
+    # collection): the same refusal, named by node, never quoting a value.
+    for spec in [*out["plan"]["services"]["web"]["failover"]["specs"].values(),
+                 *(files["web"] for files in out["node_files"].values() if "web" in files)]:
+        spec["env"] = {"PORT": "9000", "TOKEN": "s3cret"}
     refused = check_plan({"plan": out["plan"], "node_files": out["node_files"]})
     assert refused.returncode == 2
     lines = refused.stdout.splitlines()
@@ -56,3 +77,47 @@ def test_the_agent_checks_a_rollout_before_anything_is_drained_and_names_what_it
     assert "s3cret" not in refused.stdout and "9000" not in refused.stdout
     assert check_plan({"plan": {"generation": "x"}}).stdout.startswith("the plan: generation is not a number")
     assert check_plan("[]").returncode == 2
+
+
+# Service files an agent refuses, each for a rule of its own.
+REFUSED_BY_AGENTS = [
+    ({"env": {"PORT": "9000"}}, "env.PORT is set by the agent from port"),
+    ({"env": {"A-B": "1"}}, "env.A-B: names are letters, digits and _"),
+    ({"health": {"type": "http", "interval": 2, "timeout": 5}}, "health.timeout = 5.0: must not exceed health.interval"),
+    ({"health": {"type": "grpc"}}, "health.type = 'grpc': one of http, tcp, command, none"),
+    ({"health": {"type": "command"}}, "health.type = 'command' needs health.command"),
+    ({"health": {"type": "tcp"}, "port": None}, "health.type = 'tcp' needs port"),
+    ({"network": "overlay"}, "network = 'overlay': host or bridge"),
+    ({"container_port": 80}, "container_port applies to network bridge only"),
+    ({"command": "serve --fast"}, "command: a list of at most 256 strings"),
+    ({"tags": ["t%d" % i for i in range(17)]}, "tags: a list of at most 16 strings"),
+    ({"image": "pico/demo 1.0"}, "image = 'pico/demo 1.0': an image reference"),
+]
+
+
+def test_one_copy_of_the_service_file_rules_serves_the_agent_and_the_planner():
+    """The agent's parser is the collection's module_utils/_service_spec.py (a link, carried into
+    the agent bundle), and the planner refuses every declaration whose service file an agent
+    would refuse, with the agent's message, before a rollout drains anything."""
+    assert Path(agent_side.__file__).resolve() == Path(controller_side.__file__).resolve()
+    for change, said in REFUSED_BY_AGENTS:
+        declared = dict((k, v) for k, v in dict(service("web"), **change).items() if v is not None)
+        with pytest.raises(SpecError, match="^" + re.escape(said)):
+            parse_spec(dict((k, v) for k, v in declared.items() if k not in ("replicas",)))
+        with pytest.raises(PlacementError) as refused:
+            validate_service(declared)
+        assert str(refused.value).startswith("service web: " + said), (change, str(refused.value))
+
+
+def test_the_roles_and_the_agent_name_the_same_paths_for_what_the_controller_gives_a_node():
+    import yaml
+    roles = Path(controller_side.__file__).resolve().parents[2] / "roles"
+    deploy = yaml.safe_load((roles / "deploy/vars/main.yml").read_text())
+    agent = yaml.safe_load((roles / "agent/vars/main.yml").read_text())
+    template = (roles / "agent/templates/agent.toml.j2").read_text()
+    assert deploy["_pico_deploy_plan_file"] == controller_side.PLAN_FILE
+    assert deploy["_pico_deploy_services_dir"] == agent["_pico_agent_services_dir"] == controller_side.SERVICES_DIR
+    assert f'plan_file = "{controller_side.PLAN_FILE}"' in template
+    from pico_agent.config import AgentConfig
+    assert (str(AgentConfig.__dataclass_fields__["plan_file"].default), str(AgentConfig.__dataclass_fields__["services_dir"].default)) == (
+        controller_side.PLAN_FILE, controller_side.SERVICES_DIR)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# What a service or node name must look like (a DNS label) and where the node keeps its service
+# files and plan: the contract's one copy, shared with the collection.
+from .service_spec import NAME_RE, PLAN_FILE, SERVICES_DIR
+
 DEFAULT_CONFIG_PATH = Path("/etc/pico-agent/agent.toml")
-# DNS labels: what a service or node name must look like to be resolvable.
-NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")  # \Z: "$" would let "web\n" in
 
 
 class ConfigError(ValueError):
@@ -69,13 +70,13 @@ class AgentConfig:
     dns_port: int = 8600
     domain: str = "pico"
     dns_ttl: int = 0
-    services_dir: Path = Path("/etc/pico-agent/services")
+    services_dir: Path = Path(SERVICES_DIR)
     state_dir: Path = Path("/var/lib/pico-agent")
     # Bearer token for state-changing API calls; generated (0600) on first start if missing.
     token_file: Path = Path("/var/lib/pico-agent/api-token")
     # The cluster-wide plan deploy.yml writes to every node, read for failover, and the id a plan
     # must carry to be taken (none: any cluster's).
-    plan_file: Path = Path("/etc/pico-agent/plan.json")
+    plan_file: Path = Path(PLAN_FILE)
     cluster_id: str | None = None
     log_level: str = "info"
     serf: SerfConfig = field(default_factory=SerfConfig)

@@ -7,13 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import shlex
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.pico.cloud.plugins.module_utils._plan_document import (
+    PlanDocumentError, check_held, document, newest)
 from ansible_collections.pico.cloud.plugins.module_utils._placement import (
     UPDATE_DEFAULTS, PlacementError, consolidate, failover_entries, moves, node_specs, parse_memory,
     plan_waking, rollout_steps, validate_services)
@@ -51,49 +52,12 @@ def _node(raw):
             "alive": str(raw.get("alive", True)).lower() in ("true", "1", "yes")}
 
 
-def _held_plan(plan, where, fix):
-    """A plan the nodes hold, checked for what the planner reads of it (an agent refuses the same
-    files: it keeps its last good plan). PlacementError names where it is and the fix."""
-    if plan is None:  # no plan file on the node
-        return {}
-
-    def bad(what):
-        return PlacementError("%s: %s. %s" % (where, what, fix))
-
-    if not isinstance(plan, dict):
-        raise bad("not a plan (a JSON object)")
-    generation = plan.get("generation", 0)
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise bad("generation = %r is not a whole number" % (generation,))
-    services = plan.get("services", {})
-    if not isinstance(services, dict):
-        raise bad("services is not a mapping of service name to its slots")
-    for name, entry in services.items():
-        slots = entry.get("slots") if isinstance(entry, dict) else None
-        if not isinstance(slots, list) or not all(s is None or isinstance(s, str) for s in slots):
-            raise bad("services.%s.slots is not a list of node names" % (name,))
-    drained = plan.get("drained", [])
-    if not isinstance(drained, list) or not all(isinstance(n, str) for n in drained):
-        raise bad("drained is not a list of node names")
-    powered_off = plan.get("powered_off", {})
-    if not isinstance(powered_off, dict) or not all(isinstance(v, dict) for v in powered_off.values()):
-        raise bad("powered_off is not a mapping of node name to what the node was")
-    return plan
-
-
 def _newest_held(args):
     """The plan to build on: `current`, or the newest of the plans the nodes hold (`held`, by node),
     each checked first so that a broken file is named with its node, never skipped."""
-    fix = ("Remove that file on the node (the next deploy.yml writes the plan there again from the "
-           "others) or restore it, then run the playbook again. Nothing was changed.")
     if args.get("held") is None:
-        return _held_plan(args.get("current") or {}, "the plan the nodes hold (current)", fix)
-    held = args["held"]
-    if not isinstance(held, dict):
-        raise PlacementError("held = %r: a mapping of node name to the plan it holds" % (held,))
-    plans = [_held_plan(plan, "%s: %s" % (node, args.get("plan_file") or "its plan"), fix)
-             for node, plan in sorted(held.items())]
-    return max((p for p in plans if p), key=lambda p: p.get("generation", 0), default={})
+        return check_held(args.get("current") or {}, "the plan the nodes hold (current)")
+    return newest(args["held"], args.get("plan_file") or "its plan")
 
 
 def _slots_text(result):
@@ -150,7 +114,7 @@ class ActionModule(ActionBase):
                 new, wake = consolidate(services, nodes, current.get("services")), []
             else:
                 new, wake = plan_waking(services, nodes, current.get("services"), standby)
-        except PlacementError as err:
+        except (PlacementError, PlanDocumentError) as err:
             raise AnsibleActionFail(str(err))
         if wake:
             nodes = [n for n in nodes if n["name"] not in wake] + [n for n in standby if n["name"] in wake]
@@ -184,14 +148,7 @@ class ActionModule(ActionBase):
             batches = rollout_steps({"name": name, "update": UPDATE_DEFAULTS}, old, {})
             if batches:
                 rollouts.append({"service": name, "policy": dict(UPDATE_DEFAULTS), "batches": batches, "removed": True})
-        new["drained"] = sorted(drained)
-        new["powered_off"] = powered_off
-        if args.get("cluster_id"):
-            new["cluster"] = args["cluster_id"]
-        placement_changed = (new["services"] != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
-                             or powered_off != (current.get("powered_off") or {}))
-        new["generation"] = int(current.get("generation") or 0) + (1 if placement_changed else 0)
-        new["version"] = _version(new["services"])
+        new, placement_changed = document(current, new, drained, powered_off, args.get("cluster_id"))
         changed = placement_changed or bool(rollouts)
         if changed and args.get("agent_check"):
             self._agent_check(args["agent_check"], new, files)
@@ -235,7 +192,3 @@ def _names(value, what="drain"):
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise PlacementError("%s = %r: a node name or a list of node names" % (what, value))
     return list(names)
-
-
-def _version(services):
-    return hashlib.sha256(json.dumps(services, sort_keys=True).encode()).hexdigest()[:16]

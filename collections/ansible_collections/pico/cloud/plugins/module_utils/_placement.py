@@ -44,7 +44,8 @@ import json
 import math
 import re
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, SpecError, parse_spec
+
 MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 MAX_REPLICAS = 1000
@@ -188,7 +189,19 @@ def validate_service(raw):
                         "labels": dict(labels)},
         "spread": spread, "strategy": strategy, "update": update, "min_nodes": min_nodes,
     })
+    _check_as_agent(service, where)
     return service
+
+
+def _check_as_agent(service, where):
+    """The agents' own rule (module_utils/_service_spec.py) over the service file each would be
+    given, one per image: what an agent would refuse is refused here, before anything changes."""
+    images = service["image"] if isinstance(service["image"], dict) else {"": service["image"]}
+    for arch in sorted(images):
+        try:
+            parse_spec(agent_spec(service, arch, 1), expected_name=service["name"])
+        except SpecError as err:
+            raise PlacementError("%s: %s (the agent's rule for a service file)" % (where, err))
 
 
 def validate_services(raw_list):

@@ -4,7 +4,7 @@ the placement diff, check mode)."""
 import pytest
 
 from ansible_collections.pico.cloud.plugins.action.service_plan import _newest_held
-from ansible_collections.pico.cloud.plugins.module_utils._placement import PlacementError
+from ansible_collections.pico.cloud.plugins.module_utils._plan_document import PlanDocumentError
 from ansible_collections.pico.cloud.tests.unit.plugins.action.service_plan_play import (
     COLLECTIONS, NODES, ansible_galaxy, plan, service)
 
@@ -97,7 +97,7 @@ BAD_INPUT = [({"services": [service("web", tags=5)]}, "service web: tags = 5: a 
 
 @pytest.mark.parametrize("broken, message", BROKEN_PLANS)
 def test_a_plan_held_that_is_not_a_plan_is_refused_with_what_is_wrong(broken, message):
-    with pytest.raises(PlacementError) as refused:
+    with pytest.raises(PlanDocumentError) as refused:
         _newest_held({"held": {"pz-2": {"generation": 1, "services": {}}, "pz-1": broken}, "plan_file": "/etc/plan.json"})
     assert str(refused.value).startswith("pz-1: /etc/plan.json: " + (message or "not a plan"))
     assert "Nothing was changed" in str(refused.value)

@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: Pico-Cloud developers
+# Apache License 2.0 (see LICENSE)
+"""The plan document every node keeps (/etc/pico-agent/plan.json, read by its agent's failover):
+checked, chosen and made here only. The planner (pico.cloud.service_plan), energy.yml's record of
+the boards it powers down (the plan_powered_off filter) and status.yml (the newest_plan filter)
+all go through these functions, so the document has one writer and one reading of what the nodes
+hold. The agent's side of the contract: runtime/src/pico_agent/failover.py, parse_plan."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import PLAN_FILE
+BROKEN_FIX = ("Remove that file on the node (the next deploy.yml writes the plan there again from the "
+              "others) or restore it, then run the playbook again. Nothing was changed.")
+
+
+class PlanDocumentError(ValueError):
+    """A plan file a node holds that cannot be read; the message names the node, file and fix."""
+
+
+def check_held(plan, where, fix=BROKEN_FIX):
+    """A plan a node holds, checked for what the controller reads of it (an agent refuses the same
+    file and keeps its last good plan). None (no file) is the empty plan."""
+    if plan is None:
+        return {}
+
+    def bad(what):
+        return PlanDocumentError("%s: %s. %s" % (where, what, fix))
+
+    if not isinstance(plan, dict):
+        raise bad("not a plan (a JSON object)")
+    generation = plan.get("generation", 0)
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise bad("generation = %r is not a whole number" % (generation,))
+    services = plan.get("services", {})
+    if not isinstance(services, dict):
+        raise bad("services is not a mapping of service name to its slots")
+    for name, entry in services.items():
+        slots = entry.get("slots") if isinstance(entry, dict) else None
+        if not isinstance(slots, list) or not all(s is None or isinstance(s, str) for s in slots):
+            raise bad("services.%s.slots is not a list of node names" % (name,))
+    drained = plan.get("drained", [])
+    if not isinstance(drained, list) or not all(isinstance(n, str) for n in drained):
+        raise bad("drained is not a list of node names")
+    powered_off = plan.get("powered_off", {})
+    if not isinstance(powered_off, dict) or not all(isinstance(v, dict) for v in powered_off.values()):
+        raise bad("powered_off is not a mapping of node name to what the node was")
+    return plan
+
+
+def newest(held, plan_file=PLAN_FILE, skip_broken=False):
+    """The newest of the plans the nodes hold (`held`: node name to its plan, None where it has
+    none): the highest generation, the first node by name among equals. A broken file is named
+    with its node (PlanDocumentError), or left out with skip_broken (a status report)."""
+    if not isinstance(held, dict):
+        raise PlanDocumentError("held = %r: a mapping of node name to the plan it holds" % (held,))
+    plans = []
+    for node, plan in sorted(held.items()):
+        try:
+            plans.append(check_held(plan, "%s: %s" % (node, plan_file)))
+        except PlanDocumentError:
+            if not skip_broken:
+                raise
+    return max((p for p in plans if p), key=lambda p: p.get("generation", 0), default={})
+
+
+def version(services):
+    """What the placement is, in 16 hex digits: the same services and slots, the same version."""
+    return hashlib.sha256(json.dumps(services, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def document(current, planned, drained, powered_off, cluster=None):
+    """The plan to write after `current`, from the planner's placement (`planned`: its services,
+    and what else it reports, such as its nodes and the boards it leaves empty). The generation
+    goes up when anything the agents act on (slots, drained or powered-down boards) changes, so an
+    agent takes the newest it is given. Returns the plan and whether the placement changed."""
+    services = planned.get("services") or {}
+    new = dict(planned, services=services, drained=sorted(drained), powered_off=powered_off)
+    if cluster:
+        new["cluster"] = cluster
+    changed = (services != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
+               or powered_off != (current.get("powered_off") or {}))
+    new["generation"] = int(current.get("generation") or 0) + (1 if changed else 0)
+    new["version"] = version(services)
+    return new, changed
+
+
+def with_powered_off(plan, boards, since):
+    """`plan` with `boards` (node name to its planner node entry) recorded as powered down on
+    purpose since `since` (Unix seconds): a deploy then wakes them for room, and no agent fails
+    them over."""
+    if not isinstance(boards, dict) or not all(isinstance(v, dict) for v in boards.values()):
+        raise PlanDocumentError("boards = %r: a mapping of board name to its node entry" % (boards,))
+    current = check_held(plan, "the plan to record powered-down boards in")
+    recorded = dict(current.get("powered_off") or {})
+    recorded.update((name, dict(entry, since=int(since))) for name, entry in boards.items())
+    new, dummy = document(current, current, current.get("drained") or [], recorded)
+    return new
