@@ -179,10 +179,11 @@ def test_what_cannot_be_placed_changes_nothing(first_deploy, tmp_path):
     result = deploy(tmp_path, [web("2.0.0", resources={"memory": "600m"})])
     expect_refused(result, BOARDS, "service web: 0 of 3 replicas fit (requests 600 MiB memory", "Nothing was changed")
     assert ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0])) == before
-    # What only the agent knows to refuse (it sets PORT itself) is found by an agent before any drain.
+    # What an agent refuses in a service file (it sets PORT itself) the planner refuses with the
+    # agent's own rule and message (module_utils/_service_spec.py), before any drain.
     result = deploy(tmp_path, [web("2.0.0", env={"PORT": "9000"})])
-    expect_refused(result, BOARDS, "The agents would refuse what this run would write, so nothing was changed",
-                   "service web: env.PORT is set by the agent from port")
+    expect_refused(result, BOARDS, "service web: env.PORT is set by the agent from port",
+                   "(the agents refuse such a service file)")
     assert ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0])) == before
 
 

@@ -201,7 +201,7 @@ def _check_as_agent(service, where):
         try:
             parse_spec(agent_spec(service, arch, 1), expected_name=service["name"])
         except SpecError as err:
-            raise PlacementError("%s: %s (the agent's rule for a service file)" % (where, err))
+            raise PlacementError("%s: %s (the agents refuse such a service file)" % (where, err))
 
 
 def validate_services(raw_list):
