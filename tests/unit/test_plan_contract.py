@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import pico_agent.service_spec as agent_side
+import pico_agent._plan_document as agent_plan_side
+import pico_agent._service_spec as agent_side
+from ansible_collections.pico.cloud.plugins.module_utils import _plan_document as controller_plan_side
 from ansible_collections.pico.cloud.plugins.module_utils import _service_spec as controller_side
 from ansible_collections.pico.cloud.plugins.module_utils._placement import PlacementError, validate_service
 from ansible_collections.pico.cloud.plugins.module_utils._plan_document import with_powered_off
@@ -96,10 +98,12 @@ REFUSED_BY_AGENTS = [
 
 
 def test_one_copy_of_the_service_file_rules_serves_the_agent_and_the_planner():
-    """The agent's parser is the collection's module_utils/_service_spec.py (a link, carried into
-    the agent bundle), and the planner refuses every declaration whose service file an agent
+    """The agent's parsers are the collection's module_utils/_service_spec.py and _plan_document.py
+    (links, carried into the agent bundle), and the planner refuses every declaration whose service file an agent
     would refuse, with the agent's message, before a rollout drains anything."""
     assert Path(agent_side.__file__).resolve() == Path(controller_side.__file__).resolve()
+    assert Path(agent_plan_side.__file__).resolve() == Path(controller_plan_side.__file__).resolve()
+    assert parse_plan is agent_plan_side.parse_plan  # the agent's failover reads plans with it
     for change, said in REFUSED_BY_AGENTS:
         declared = dict((k, v) for k, v in dict(service("web"), **change).items() if v is not None)
         with pytest.raises(SpecError, match="^" + re.escape(said)):

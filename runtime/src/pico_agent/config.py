@@ -15,7 +15,7 @@ from typing import Any
 
 # What a service or node name must look like (a DNS label) and where the node keeps its service
 # files and plan: the contract's one copy, shared with the collection.
-from .service_spec import NAME_RE, PLAN_FILE, SERVICES_DIR
+from ._service_spec import NAME_RE, PLAN_FILE, SERVICES_DIR
 
 DEFAULT_CONFIG_PATH = Path("/etc/pico-agent/agent.toml")
 

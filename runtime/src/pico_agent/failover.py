@@ -28,45 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The plan document and the service file: the collection's module_utils, linked in (one copy).
+from ._plan_document import NodeRoom, Plan, PlanError, ServicePlan, parse_plan
+from ._service_spec import FAILOVER_TAG
 from .catalog import Catalog, Instance
-from .config import NAME_RE, FailoverConfig
+from .config import FailoverConfig
 from .files import FileProblem, loads_json, read_small_file, write_atomically
 from .log import log
 from .spec import ServiceSpec, SpecError, parse_spec
 
+__all__ = ["FAILOVER_TAG", "NodeRoom", "Plan", "PlanError", "ServicePlan", "parse_plan", "assign", "rank",
+           "Failover", "PlanSource", "Slot", "Takeover"]
+
 MAX_PLAN_BYTES = 4 * 1024 * 1024
-
-FAILOVER_TAG = "pico.failover:"  # pico.failover:<owner>:<slot>
-
-
-class PlanError(ValueError):
-    """A plan file the agent will not use; it keeps the last good one."""
-
-
-@dataclass(frozen=True)
-class NodeRoom:
-    arch: str
-    memory: int  # bytes the node has for services
-    cpus: float
-    memory_requested: int  # by its planned slots
-    cpu_requested: float
-
-
-@dataclass(frozen=True)
-class ServicePlan:
-    slots: tuple[str | None, ...]
-    candidates: tuple[str, ...]
-    memory: int
-    cpu: float
-    specs: dict[str, dict[str, Any]]  # architecture -> the service file for one replica
-
-
-@dataclass(frozen=True)
-class Plan:
-    generation: int
-    cluster: str
-    services: dict[str, ServicePlan]
-    nodes: dict[str, NodeRoom]
 
 
 @dataclass(frozen=True, order=True)
@@ -78,57 +52,6 @@ class Slot:
     @property
     def tag(self) -> str:
         return f"{FAILOVER_TAG}{self.owner}:{self.index}"
-
-
-def _number(value: Any, what: str, kind=(int, float)) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value < 2**53:
-        raise PlanError(f"{what} is not a number of the right kind")
-    return value
-
-
-def parse_plan(data: Any) -> Plan:
-    """The plan as deploy.yml writes it; PlanError names what is wrong (never a value from a spec)."""
-    if not isinstance(data, dict):
-        raise PlanError("not a JSON object")
-    generation = _number(data.get("generation"), "generation", int)
-    cluster = data.get("cluster")
-    if not isinstance(cluster, str) or not cluster:
-        raise PlanError("no cluster id: written by a deploy.yml from before failover; run deploy.yml again")
-    raw_nodes, raw_services = data.get("nodes"), data.get("services")
-    if not isinstance(raw_nodes, dict) or not isinstance(raw_services, dict):
-        raise PlanError("nodes and services must be objects")
-    nodes = {}
-    for name, node in raw_nodes.items():
-        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(node, dict):
-            raise PlanError(f"node {str(name)[:64]!r} is not a node entry")
-        nodes[name] = NodeRoom(str(node.get("arch", "")), _number(node.get("memory", 0), f"nodes.{name}.memory", int),
-                               float(_number(node.get("cpus", 0), f"nodes.{name}.cpus")),
-                               _number(node.get("memory_requested", 0), f"nodes.{name}.memory_requested", int),
-                               float(_number(node.get("cpu_requested", 0), f"nodes.{name}.cpu_requested")))
-    services = {}
-    for name, entry in raw_services.items():
-        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(entry, dict):
-            raise PlanError(f"service {str(name)[:64]!r} is not a service entry")
-        slots, failover = entry.get("slots"), entry.get("failover")
-        if not isinstance(slots, list) or not all(s is None or s in nodes for s in slots):
-            raise PlanError(f"services.{name}.slots must name nodes of the plan")
-        if not isinstance(failover, dict):
-            raise PlanError(f"services.{name} has no failover entry: run deploy.yml again")
-        candidates, specs = failover.get("candidates"), failover.get("specs")
-        if not isinstance(candidates, list) or not all(c in nodes for c in candidates) or not isinstance(specs, dict):
-            raise PlanError(f"services.{name}.failover needs candidates (nodes of the plan) and specs")
-        checked = {}
-        for arch, spec in specs.items():
-            try:
-                parse_spec(spec, expected_name=name)
-            except SpecError as err:
-                raise PlanError(f"services.{name}.failover.specs.{str(arch)[:16]}: {err}") from None
-            checked[str(arch)] = spec
-        requests = failover.get("requests") or {}
-        services[name] = ServicePlan(tuple(slots), tuple(candidates),
-                                     _number(requests.get("memory", 0), f"services.{name} memory", int),
-                                     float(_number(requests.get("cpu", 0), f"services.{name} cpu")), checked)
-    return Plan(generation, cluster, services, nodes)
 
 
 def rank(service: str, index: int, node: str) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .files import FileProblem, loads_json, read_small_file
 # The service file's rules: one copy, shared with the collection's planner.
-from .service_spec import MAX_REPLICAS, HealthSpec, ServiceSpec, SpecError, parse_memory, parse_spec
+from ._service_spec import MAX_REPLICAS, HealthSpec, ServiceSpec, SpecError, parse_memory, parse_spec
 
 __all__ = ["MAX_REPLICAS", "MAX_SPEC_BYTES", "MAX_SERVICE_FILES", "DesiredState", "HealthSpec", "ServiceSpec",
            "SpecError", "directory_stamp", "load_desired", "load_spec_file", "parse_memory", "parse_spec"]

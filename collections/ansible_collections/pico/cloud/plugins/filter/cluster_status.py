@@ -59,7 +59,8 @@ _value:
 import time
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils._placement import FAILOVER_TAG, SPEC_TAG, parse_memory
+from ansible_collections.pico.cloud.plugins.module_utils._placement import parse_memory
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import FAILOVER_TAG, SPEC_TAG
 
 
 def _mib(value):

@@ -44,7 +44,7 @@ import json
 import math
 import re
 
-from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, SpecError, parse_spec
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, SPEC_TAG, SpecError, parse_spec
 
 MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -686,9 +686,6 @@ def moves(before, after):
 # -- what the nodes run, and the order a rollout changes it -----------------------------------------
 
 AGENT_KEYS = ("command", "env", "port", "network", "container_port", "health")
-SPEC_TAG = "pico.spec:"
-# An agent's takeover of a failed node's slot is tagged pico.failover:<owner>:<slot> (runtime failover.py).
-FAILOVER_TAG = "pico.failover:"
 
 
 def agent_spec(service, arch, replicas):

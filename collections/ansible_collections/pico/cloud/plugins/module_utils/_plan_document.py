@@ -1,20 +1,29 @@
 # -*- coding: utf-8 -*-
 # Copyright: Pico-Cloud developers
 # Apache License 2.0 (see LICENSE)
-"""The plan document every node keeps (/etc/pico-agent/plan.json, read by its agent's failover):
-checked, chosen and made here only. The planner (pico.cloud.service_plan), energy.yml's record of
-the boards it powers down (the plan_powered_off filter) and status.yml (the newest_plan filter)
-all go through these functions, so the document has one writer and one reading of what the nodes
-hold. The agent's side of the contract: runtime/src/pico_agent/failover.py, parse_plan."""
+"""The plan document every node keeps (/etc/pico-agent/plan.json): made, checked and read here
+only. The planner (pico.cloud.service_plan), energy.yml's record of the boards it powers down
+(the plan_powered_off filter) and status.yml (the newest_plan filter) go through these
+functions, and every agent reads its plan with parse_plan below (runtime/src/pico_agent/
+_plan_document.py is a link to this file, carried in the agent bundle).
 
-from __future__ import absolute_import, division, print_function
+The controller reads what the nodes hold more leniently (check_held) than an agent (parse_plan):
+a plan from an older deploy.yml, without what failover needs, is one the controller must be able
+to replace, while an agent keeps its last good plan instead.
+
+Standard library only, and Python 3.8 or later: it runs on the controller and on the nodes."""
+
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import hashlib
 import json
+from dataclasses import dataclass
+from typing import Any
 
-from ansible_collections.pico.cloud.plugins.module_utils._service_spec import PLAN_FILE
+# Relative: the agent carries this file and _service_spec.py side by side (pico_agent/).
+from ._service_spec import NAME_RE, PLAN_FILE, SpecError, parse_spec
 BROKEN_FIX = ("Remove that file on the node (the next deploy.yml writes the plan there again from the "
               "others) or restore it, then run the playbook again. Nothing was changed.")
 
@@ -101,3 +110,86 @@ def with_powered_off(plan, boards, since):
     recorded.update((name, dict(entry, since=int(since))) for name, entry in boards.items())
     new, dummy = document(current, current, current.get("drained") or [], recorded)
     return new
+
+
+# An agent's reading: what failover needs, each part checked; never a value from a spec.
+
+class PlanError(ValueError):
+    """A plan file the agent will not use; it keeps the last good one."""
+
+
+@dataclass(frozen=True)
+class NodeRoom:
+    arch: str
+    memory: int  # bytes the node has for services
+    cpus: float
+    memory_requested: int  # by its planned slots
+    cpu_requested: float
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    slots: tuple[str | None, ...]
+    candidates: tuple[str, ...]
+    memory: int
+    cpu: float
+    specs: dict[str, dict[str, Any]]  # architecture -> the service file for one replica
+
+
+@dataclass(frozen=True)
+class Plan:
+    generation: int
+    cluster: str
+    services: dict[str, ServicePlan]
+    nodes: dict[str, NodeRoom]
+
+
+def _number(value: Any, what: str, kind=(int, float)) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise PlanError(f"{what} is not a number of the right kind")
+    return value
+
+
+def parse_plan(data: Any) -> Plan:
+    """The plan as deploy.yml writes it; PlanError names what is wrong (never a value from a spec)."""
+    if not isinstance(data, dict):
+        raise PlanError("not a JSON object")
+    generation = _number(data.get("generation"), "generation", int)
+    cluster = data.get("cluster")
+    if not isinstance(cluster, str) or not cluster:
+        raise PlanError("no cluster id: written by a deploy.yml from before failover; run deploy.yml again")
+    raw_nodes, raw_services = data.get("nodes"), data.get("services")
+    if not isinstance(raw_nodes, dict) or not isinstance(raw_services, dict):
+        raise PlanError("nodes and services must be objects")
+    nodes = {}
+    for name, node in raw_nodes.items():
+        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(node, dict):
+            raise PlanError(f"node {str(name)[:64]!r} is not a node entry")
+        nodes[name] = NodeRoom(str(node.get("arch", "")), _number(node.get("memory", 0), f"nodes.{name}.memory", int),
+                               float(_number(node.get("cpus", 0), f"nodes.{name}.cpus")),
+                               _number(node.get("memory_requested", 0), f"nodes.{name}.memory_requested", int),
+                               float(_number(node.get("cpu_requested", 0), f"nodes.{name}.cpu_requested")))
+    services = {}
+    for name, entry in raw_services.items():
+        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(entry, dict):
+            raise PlanError(f"service {str(name)[:64]!r} is not a service entry")
+        slots, failover = entry.get("slots"), entry.get("failover")
+        if not isinstance(slots, list) or not all(s is None or s in nodes for s in slots):
+            raise PlanError(f"services.{name}.slots must name nodes of the plan")
+        if not isinstance(failover, dict):
+            raise PlanError(f"services.{name} has no failover entry: run deploy.yml again")
+        candidates, specs = failover.get("candidates"), failover.get("specs")
+        if not isinstance(candidates, list) or not all(c in nodes for c in candidates) or not isinstance(specs, dict):
+            raise PlanError(f"services.{name}.failover needs candidates (nodes of the plan) and specs")
+        checked = {}
+        for arch, spec in specs.items():
+            try:
+                parse_spec(spec, expected_name=name)
+            except SpecError as err:
+                raise PlanError(f"services.{name}.failover.specs.{str(arch)[:16]}: {err}") from None
+            checked[str(arch)] = spec
+        requests = failover.get("requests") or {}
+        services[name] = ServicePlan(tuple(slots), tuple(candidates),
+                                     _number(requests.get("memory", 0), f"services.{name} memory", int),
+                                     float(_number(requests.get("cpu", 0), f"services.{name} cpu")), checked)
+    return Plan(generation, cluster, services, nodes)

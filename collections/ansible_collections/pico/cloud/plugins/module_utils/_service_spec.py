@@ -5,7 +5,7 @@
 # Private to pico.cloud (hence the leading underscore): no other collection or playbook may
 # import it, and it changes without notice or a changelog entry.
 """The service file: what an agent runs for one service on its node, the one copy of its rules,
-and where the node keeps it. The agent reads every file with parse_spec (runtime/src/pico_agent/service_spec.py is a
+and where the node keeps it. The agent reads every file with parse_spec (runtime/src/pico_agent/_service_spec.py is a
 link to this file, and the agent bundle carries it); the planner (module_utils/_placement.py)
 checks every declaration with the same function, so a service an agent would refuse is refused
 by the controller, with the agent's own message, before a rollout drains anything.
@@ -28,6 +28,10 @@ from typing import Any
 # plan (module_utils/_plan_document.py). The roles' vars name the same paths (a test holds them).
 SERVICES_DIR = "/etc/pico-agent/services"
 PLAN_FILE = "/etc/pico-agent/plan.json"
+# Tags the planner and the agents put on a service in discovery: the spec's digest, and an
+# agent's takeover of a failed node's slot (pico.failover:<owner>:<slot>).
+SPEC_TAG = "pico.spec:"
+FAILOVER_TAG = "pico.failover:"
 # DNS labels: what a service or node name must look like to be resolvable.
 NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")  # \Z: "$" would let "web\n" in
 MAX_REPLICAS = 16

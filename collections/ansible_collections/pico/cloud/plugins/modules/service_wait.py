@@ -121,7 +121,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_URL, AgentError, call
-from ansible_collections.pico.cloud.plugins.module_utils._placement import FAILOVER_TAG
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import FAILOVER_TAG
 
 
 def _selected(instances, which):

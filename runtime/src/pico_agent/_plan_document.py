@@ -1,0 +1,1 @@
+../../../collections/ansible_collections/pico/cloud/plugins/module_utils/_plan_document.py
