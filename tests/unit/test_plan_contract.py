@@ -92,8 +92,8 @@ REFUSED_BY_AGENTS = [
     ({"network": "overlay"}, "network = 'overlay': host or bridge"),
     ({"container_port": 80}, "container_port applies to network bridge only"),
     ({"command": "serve --fast"}, "command: a list of at most 256 strings"),
-    ({"tags": ["t%d" % i for i in range(17)]}, "tags: a list of at most 16 strings"),
     ({"image": "pico/demo 1.0"}, "image = 'pico/demo 1.0': an image reference"),
+    ({"tags": ["x" * 97]}, "tags: each at most 96 characters"),
 ]
 
 
@@ -125,3 +125,21 @@ def test_the_roles_and_the_agent_name_the_same_paths_for_what_the_controller_giv
     from pico_agent.config import AgentConfig
     assert (str(AgentConfig.__dataclass_fields__["plan_file"].default), str(AgentConfig.__dataclass_fields__["services_dir"].default)) == (
         controller_side.PLAN_FILE, controller_side.SERVICES_DIR)
+
+
+def test_a_node_never_publishes_what_its_peers_refuse():
+    """One set of limits (module_utils/_service_spec.py): the longest names, the most tags a
+    declaration may have plus the two added on the way (spec, takeover), give an instance its
+    peers take; the planner refuses one tag more."""
+    from pico_agent.catalog import parse_remote
+    longest = "n" * 63
+    declared = dict(service(longest), tags=["t" * 96] * controller_side.MAX_DECLARED_TAGS)
+    validate_service(declared)
+    with pytest.raises(PlacementError, match="tags: at most 14"):
+        validate_service(dict(declared, tags=declared["tags"] + ["one-more"]))
+    takeover_tag = "%s%s:%d" % (controller_side.FAILOVER_TAG, longest, 999)
+    published = {"service": longest, "port": 8000, "id": "%s/%s-%d" % (longest, longest, 9999),
+                 "tags": declared["tags"] + ["pico.spec:0123456789abcdef", takeover_tag]}
+    version, taken = parse_remote({"version": "v1", "instances": [published] * controller_side.MAX_INSTANCES},
+                                  longest, "10.0.0.1")
+    assert len(taken) == controller_side.MAX_INSTANCES and taken[0].tags[-1] == takeover_tag

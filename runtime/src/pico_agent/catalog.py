@@ -12,10 +12,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._service_spec import MAX_INSTANCE_ID_CHARS, MAX_INSTANCES, MAX_TAG_CHARS, MAX_TAGS
 from .config import NAME_RE
 from .serf import Member
-
-MAX_REMOTE_INSTANCES = 1024
 
 
 @dataclass(frozen=True, order=True)
@@ -42,8 +41,8 @@ def parse_remote(data: Any, node: str, address: str) -> tuple[str, list[Instance
     """Validate a peer's /v1/catalog/local answer; its address is the one Serf knows, not its claim."""
     if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
         raise ValueError("expected {version, instances: [...]}")
-    if len(data["instances"]) > MAX_REMOTE_INSTANCES:
-        raise ValueError(f"more than {MAX_REMOTE_INSTANCES} instances")
+    if len(data["instances"]) > MAX_INSTANCES:
+        raise ValueError(f"more than {MAX_INSTANCES} instances")
     instances = []
     for raw in data["instances"]:
         if not isinstance(raw, dict):
@@ -53,12 +52,12 @@ def parse_remote(data: Any, node: str, address: str) -> tuple[str, list[Instance
             raise ValueError(f"bad service name {service!r}")
         if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
             raise ValueError(f"bad port {port!r}")
-        if not isinstance(ident, str) or len(ident) > 128:
+        if not isinstance(ident, str) or len(ident) > MAX_INSTANCE_ID_CHARS:
             raise ValueError(f"bad instance id {ident!r}")
         tags = raw.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags[:16]):
+        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= MAX_TAG_CHARS for t in tags[:MAX_TAGS]):
             raise ValueError("bad tags")
-        instances.append(Instance(service, node, address, port, ident, tuple(tags[:16])))
+        instances.append(Instance(service, node, address, port, ident, tuple(tags[:MAX_TAGS])))
     version = data.get("version")
     if not isinstance(version, str) or len(version) > 64:
         raise ValueError("bad version")

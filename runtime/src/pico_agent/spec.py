@@ -12,14 +12,12 @@ from pathlib import Path
 
 from .files import FileProblem, loads_json, read_small_file
 # The service file's rules: one copy, shared with the collection's planner.
-from ._service_spec import MAX_REPLICAS, HealthSpec, ServiceSpec, SpecError, parse_memory, parse_spec
+from ._service_spec import MAX_REPLICAS, MAX_SERVICE_FILES, HealthSpec, ServiceSpec, SpecError, parse_memory, parse_spec
 
 __all__ = ["MAX_REPLICAS", "MAX_SPEC_BYTES", "MAX_SERVICE_FILES", "DesiredState", "HealthSpec", "ServiceSpec",
            "SpecError", "directory_stamp", "load_desired", "load_spec_file", "parse_memory", "parse_spec"]
 
 MAX_SPEC_BYTES = 64 * 1024
-# More files than this in the services directory are reported, not read.
-MAX_SERVICE_FILES = 256
 
 
 def load_spec_file(path: Path) -> ServiceSpec:

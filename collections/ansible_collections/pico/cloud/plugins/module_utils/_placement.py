@@ -44,7 +44,8 @@ import json
 import math
 import re
 
-from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, SPEC_TAG, SpecError, parse_spec
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import (
+    MAX_DECLARED_TAGS, NAME_RE, SPEC_TAG, SpecError, parse_spec)
 
 MEMORY_RE = re.compile(r"^([0-9]+)([kmg]?)b?$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -181,6 +182,9 @@ def validate_service(raw):
     tags = raw.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise PlacementError("%s: tags = %r: a list of strings, published with the service in discovery" % (where, tags))
+    if len(tags) > MAX_DECLARED_TAGS:
+        raise PlacementError("%s: tags: at most %d (the planner adds its spec tag, and an agent that takes a replica "
+                             "over adds one more)" % (where, MAX_DECLARED_TAGS))
     service = dict(raw)
     service.update({
         "replicas": replicas, "resources": {"memory": memory, "cpu": cpu},

@@ -35,6 +35,20 @@ FAILOVER_TAG = "pico.failover:"
 # DNS labels: what a service or node name must look like to be resolvable.
 NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")  # \Z: "$" would let "web\n" in
 MAX_REPLICAS = 16
+# More files than this in a node's services directory are reported, not read.
+MAX_SERVICE_FILES = 256
+# What one node may publish in discovery, and what its peers take from it: one set of limits,
+# so a node never publishes what its peers refuse (a refused catalog freezes on every peer).
+# A tag fits a takeover's own, pico.failover:<owner>:<slot>, for a 63-character owner; an id is
+# <node>/<service>-<replica>; a node runs at most MAX_SERVICE_FILES x MAX_REPLICAS replicas, and
+# takeovers besides (as many again at most: a takeover fits the node's room like a replica).
+MAX_TAGS = 16
+MAX_TAG_CHARS = 96
+MAX_INSTANCE_ID_CHARS = 2 * 63 + 8
+MAX_INSTANCES = 2 * MAX_SERVICE_FILES * MAX_REPLICAS
+# A declaration leaves room for the two tags added on its way: the planner's spec tag, and an
+# agent's takeover tag.
+MAX_DECLARED_TAGS = MAX_TAGS - 2
 _MEMORY_RE = re.compile(r"\A([0-9]+)([kmg]?)b?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ENV_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
@@ -167,6 +181,13 @@ def _health(data: Any) -> HealthSpec:
                       _seconds("start_period", data.get("start_period", 0), 0))
 
 
+def _tags(value: Any) -> tuple[str, ...]:
+    tags = _strings("tags", value, MAX_TAGS)
+    if any(len(tag) > MAX_TAG_CHARS for tag in tags):
+        raise SpecError(f"tags: each at most {MAX_TAG_CHARS} characters (peers refuse longer ones in discovery)")
+    return tags
+
+
 _KNOWN = {"name", "image", "command", "env", "port", "network", "container_port", "memory", "cpus",
           "replicas", "tags", "health"}
 
@@ -230,6 +251,6 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
         memory=parse_memory(data["memory"]) if data.get("memory") is not None else None,
         cpus=float(cpus) if cpus is not None else None,
         replicas=replicas,
-        tags=_strings("tags", data.get("tags", []), 16),
+        tags=_tags(data.get("tags", [])),
         health=health,
     )
