@@ -454,7 +454,8 @@ def consolidate(services, nodes, current=None):
         kept = plan(services, [n if n["name"] in keep else dict(n, alive=False) for n in nodes], current)
     except PlacementError:
         return fresh
-    kept["empty"] = [n["name"] for n in nodes if n.get("alive", True) and not kept["nodes"][n["name"]]["replicas"]]
+    # By name, as plan() lists them: the same answer whatever order the nodes come in.
+    kept["empty"] = sorted(n["name"] for n in nodes if n.get("alive", True) and not kept["nodes"][n["name"]]["replicas"])
     return kept if len(kept["empty"]) >= len(fresh["empty"]) else fresh
 
 

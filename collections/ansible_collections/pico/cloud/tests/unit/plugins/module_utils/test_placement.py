@@ -336,6 +336,18 @@ def test_every_plan_meets_constraints_and_capacity_and_is_deterministic(case):
     check(services, nodes, result)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cluster)
+def test_consolidation_gives_the_same_answer_whatever_order_its_input_comes_in(case):
+    services, nodes = case
+    try:
+        result = consolidate(services, nodes, plan(services, nodes)["services"])
+    except PlacementError:
+        return
+    again = consolidate(list(reversed(services)), list(reversed(nodes)), plan(services, nodes)["services"])
+    assert again == result and result["empty"] == sorted(result["empty"])
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cluster, st.data())
 def test_a_plan_that_keeps_current_slots_holds_the_same_and_never_refuses_what_fits(case, data):
