@@ -1,6 +1,7 @@
-"""The contract between deploy.yml and the agents, across the two halves of the repository: the
-plan the collection's planner (pico.cloud.service_plan) writes is read by the agent's own parser
-(runtime/src/pico_agent/failover.py), and its failover rule gives every slot a live node."""
+"""The contract between deploy.yml and the agents, across the two halves of the repository: one
+copy of the service file's and the plan document's rules (the collection's module_utils, linked
+into runtime/src/pico_agent), the plan the planner (pico.cloud.service_plan) writes read by the
+agent's failover, whose rule gives every slot a live node, and one set of discovery limits."""
 import re
 from pathlib import Path
 
