@@ -5,8 +5,9 @@
 # Private to pico.cloud (hence the leading underscore): no other collection or playbook may
 # import it, and it changes without notice or a changelog entry.
 """The service file: what an agent runs for one service on its node, the one copy of its rules,
-and where the node keeps it. The agent reads every file with parse_spec (runtime/src/pico_agent/_service_spec.py is a
-link to this file, and the agent bundle carries it); the planner (module_utils/_placement.py)
+and where the node keeps it. The agent reads every file with parse_spec
+(runtime/src/pico_agent/_service_spec.py is a link to this file, and the agent bundle carries
+it); the planner (module_utils/_placement.py)
 checks every declaration with the same function, so a service an agent would refuse is refused
 by the controller, with the agent's own message, before a rollout drains anything.
 
@@ -40,8 +41,9 @@ MAX_SERVICE_FILES = 256
 # What one node may publish in discovery, and what its peers take from it: one set of limits,
 # so a node never publishes what its peers refuse (a refused catalog freezes on every peer).
 # A tag fits a takeover's own, pico.failover:<owner>:<slot>, for a 63-character owner; an id is
-# <node>/<service>-<replica>; a node runs at most MAX_SERVICE_FILES x MAX_REPLICAS replicas, and
-# takeovers besides (as many again at most: a takeover fits the node's room like a replica).
+# <node>/<service>-<replica>; a node runs at most MAX_SERVICE_FILES x MAX_REPLICAS replicas of
+# its own, and the count leaves room for as many takeovers again (takeovers have no cap of their
+# own yet: a plan can ask a survivor for more).
 MAX_TAGS = 16
 MAX_TAG_CHARS = 96
 MAX_INSTANCE_ID_CHARS = 2 * 63 + 8
