@@ -44,6 +44,7 @@ import json
 import math
 import re
 
+from ansible_collections.pico.cloud.plugins.module_utils._plan_document import version as plan_version
 from ansible_collections.pico.cloud.plugins.module_utils._service_spec import (
     MAX_DECLARED_TAGS, NAME_RE, SPEC_TAG, SpecError, parse_spec)
 
@@ -439,7 +440,7 @@ def _plan(services, nodes, current):
         }
     # What consolidation leaves empty: live nodes with no replica, candidates to power down.
     result["empty"] = [n["name"] for n in nodes if n.get("alive", True) and not result["nodes"][n["name"]]["replicas"]]
-    result["version"] = hashlib.sha256(json.dumps(result["services"], sort_keys=True).encode()).hexdigest()[:16]
+    result["version"] = plan_version(result["services"])
     return result
 
 
