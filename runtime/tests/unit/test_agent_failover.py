@@ -4,6 +4,8 @@ with hysteresis, partitions converging to the plan, and plan files refused for c
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pico_agent.catalog import Catalog, Instance
 from pico_agent.failover import FAILOVER_TAG, Failover, PlanError, PlanSource, Slot, assign, parse_plan
 from pico_agent.serf import Member
@@ -178,6 +180,13 @@ def test_a_newer_plan_that_moved_the_slot_retires_the_takeover():
     (lambda d: d["services"]["web"].pop("failover"), "no failover entry"),
     (lambda d: d["services"]["web"].update(slots=["zz"]), "must name nodes"),
     (lambda d: d.update(generation=-1), "generation"),
+    # Made up: an agent that took it would refuse every real plan after it as older.
+    (lambda d: d.update(generation=2**53 - 1), "generation"),
+    # Shapes that once raised TypeError or AttributeError and took the supervisor loop down.
+    (lambda d: d["services"]["web"]["failover"].update(requests=[64, 0.1]), "requests must be an object"),
+    (lambda d: d["services"]["web"]["failover"].update(requests="64m"), "requests must be an object"),
+    (lambda d: d["services"]["web"].update(slots=[["a"], "b"]), "must name nodes"),
+    (lambda d: d["services"]["web"]["failover"].update(candidates=[{"a": 1}]), "candidates"),
     (lambda d: d["services"]["web"]["failover"]["specs"]["armv6l"].update(port="http"), "port"),
     (lambda d: d["services"]["web"]["failover"]["specs"]["armv6l"].update(env={"PASSWORD": "s3cret", "1": 2}), "env"),
 ])
@@ -187,6 +196,36 @@ def test_a_bad_plan_is_refused_with_the_reason_and_no_secret(mutate, message):
     with pytest.raises(PlanError, match=message) as err:
         parse_plan(data)
     assert "s3cret" not in str(err.value)
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+PLAN_PATHS = list(_paths(plan_data()))[1:]
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                           max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PLAN_PATHS), JSON_VALUES)
+def test_any_json_in_any_place_of_a_plan_is_taken_or_refused_never_raised(path, value):
+    data = plan_data()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    try:
+        parse_plan(data)
+    except PlanError:
+        pass
 
 
 def test_the_plan_file_is_refused_when_corrupt_foreign_or_older_and_the_last_good_one_kept(tmp_path):
@@ -202,6 +241,12 @@ def test_the_plan_file_is_refused_when_corrupt_foreign_or_older_and_the_last_goo
         path.write_text(bad)
         assert not source.poll()
         assert why in source.problem and source.plan.generation == 3
+    # A kept plan of a shape that once raised is refused at start, not raised: the agent starts.
+    bad_kept = plan_data(generation=9)
+    bad_kept["services"]["web"]["failover"]["requests"] = "64m"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(bad_kept))
+    assert PlanSource(path, other, "c1", "b").plan is None
     # A restart keeps the last good plan even though the file is still bad.
     assert PlanSource(path, kept, "c1", "b").plan.generation == 3
     path.write_text(json.dumps(plan_data(generation=4)))

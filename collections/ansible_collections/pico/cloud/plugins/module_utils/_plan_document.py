@@ -24,6 +24,9 @@ from typing import Any
 
 # Relative: the agent carries this file and _service_spec.py side by side (pico_agent/).
 from ._service_spec import NAME_RE, PLAN_FILE, SpecError, parse_spec
+# Generations count deploys that changed something: one a second would take 68 years to pass this.
+# A plan above it is made up, and an agent that took it would refuse every real plan after it as older.
+MAX_GENERATION = 2**31 - 1
 BROKEN_FIX = ("Remove that file on the node (the next deploy.yml writes the plan there again from the "
               "others) or restore it, then run the playbook again. Nothing was changed.")
 
@@ -44,8 +47,8 @@ def check_held(plan, where, fix=BROKEN_FIX):
     if not isinstance(plan, dict):
         raise bad("not a plan (a JSON object)")
     generation = plan.get("generation", 0)
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise bad("generation = %r is not a whole number" % (generation,))
+    if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation <= MAX_GENERATION:
+        raise bad("generation = %r is not a whole number from 0 to %d" % (generation, MAX_GENERATION))
     services = plan.get("services", {})
     if not isinstance(services, dict):
         raise bad("services is not a mapping of service name to its slots")
@@ -95,6 +98,9 @@ def document(current, planned, drained, powered_off, cluster=None):
     changed = (services != current.get("services") or new["drained"] != sorted(current.get("drained") or [])
                or powered_off != (current.get("powered_off") or {}))
     new["generation"] = int(current.get("generation") or 0) + (1 if changed else 0)
+    if new["generation"] > MAX_GENERATION:
+        raise PlanDocumentError("the plan's generation would pass %d, which no agent takes: a node holds a "
+                                "made-up plan. %s" % (MAX_GENERATION, BROKEN_FIX))
     new["version"] = version(services)
     return new, changed
 
@@ -144,17 +150,23 @@ class Plan:
     nodes: dict[str, NodeRoom]
 
 
-def _number(value: Any, what: str, kind=(int, float)) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value < 2**53:
+def _number(value: Any, what: str, kind=(int, float), top: int = 2**53) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value < top:
         raise PlanError(f"{what} is not a number of the right kind")
     return value
+
+
+def _node_names(value: Any, nodes: dict, none_ok: bool) -> bool:
+    """A list of names of the plan's nodes (None allowed for an empty slot), of any JSON shape."""
+    return isinstance(value, list) and all((none_ok and v is None) or (isinstance(v, str) and v in nodes)
+                                           for v in value)
 
 
 def parse_plan(data: Any) -> Plan:
     """The plan as deploy.yml writes it; PlanError names what is wrong (never a value from a spec)."""
     if not isinstance(data, dict):
         raise PlanError("not a JSON object")
-    generation = _number(data.get("generation"), "generation", int)
+    generation = _number(data.get("generation"), "generation", int, MAX_GENERATION + 1)
     cluster = data.get("cluster")
     if not isinstance(cluster, str) or not cluster:
         raise PlanError("no cluster id: written by a deploy.yml from before failover; run deploy.yml again")
@@ -174,12 +186,12 @@ def parse_plan(data: Any) -> Plan:
         if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(entry, dict):
             raise PlanError(f"service {str(name)[:64]!r} is not a service entry")
         slots, failover = entry.get("slots"), entry.get("failover")
-        if not isinstance(slots, list) or not all(s is None or s in nodes for s in slots):
+        if not _node_names(slots, nodes, none_ok=True):
             raise PlanError(f"services.{name}.slots must name nodes of the plan")
         if not isinstance(failover, dict):
             raise PlanError(f"services.{name} has no failover entry: run deploy.yml again")
         candidates, specs = failover.get("candidates"), failover.get("specs")
-        if not isinstance(candidates, list) or not all(c in nodes for c in candidates) or not isinstance(specs, dict):
+        if not _node_names(candidates, nodes, none_ok=False) or not isinstance(specs, dict):
             raise PlanError(f"services.{name}.failover needs candidates (nodes of the plan) and specs")
         checked = {}
         for arch, spec in specs.items():
@@ -189,6 +201,8 @@ def parse_plan(data: Any) -> Plan:
                 raise PlanError(f"services.{name}.failover.specs.{str(arch)[:16]}: {err}") from None
             checked[str(arch)] = spec
         requests = failover.get("requests") or {}
+        if not isinstance(requests, dict):
+            raise PlanError(f"services.{name}.failover.requests must be an object (memory, cpu)")
         services[name] = ServicePlan(tuple(slots), tuple(candidates),
                                      _number(requests.get("memory", 0), f"services.{name} memory", int),
                                      float(_number(requests.get("cpu", 0), f"services.{name} cpu")), checked)

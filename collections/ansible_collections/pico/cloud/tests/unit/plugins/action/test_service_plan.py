@@ -76,7 +76,7 @@ def test_a_broken_plan_on_a_node_is_named_with_its_node_and_file_and_the_newest_
     result, dummy = plan(tmp_path, services=[service("web")], nodes=NODES, held=held, plan_file="/etc/pico-agent/plan.json")
     text = " ".join(result.stdout.split())
     assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
-    assert "pz-3: /etc/pico-agent/plan.json: generation = 'x' is not a whole number. Remove that file on the node" in text
+    assert "pz-3: /etc/pico-agent/plan.json: generation = 'x' is not a whole number from 0 to 2147483647. Remove that file on the node" in text
 
 
 BROKEN_PLANS = [({"services": []}, "services is not a mapping"),

@@ -3,7 +3,7 @@ and status.yml all go through module_utils/_plan_document.py."""
 import pytest
 
 from ansible_collections.pico.cloud.plugins.module_utils._plan_document import (
-    PlanDocumentError, document, newest, version, with_powered_off)
+    MAX_GENERATION, PlanDocumentError, document, newest, version, with_powered_off)
 
 WEB = {"web": {"slots": ["pz-1", "pz-2"]}}
 
@@ -21,14 +21,14 @@ def test_the_newest_plan_is_the_highest_generation_and_the_first_node_by_name_am
 def test_a_broken_plan_file_is_named_with_its_node_or_left_out_of_a_status_report():
     held = {"pz-1": plan(3), "pz-2": {"generation": "x", "services": {}}}
     with pytest.raises(PlanDocumentError, match=r"^pz-2: /etc/pico-agent/plan.json: generation = 'x' is not a whole "
-                                                r"number\. Remove that file on the node"):
+                                                r"number from 0 to 2147483647\. Remove that file on the node"):
         newest(held)
     assert newest(held, skip_broken=True)["generation"] == 3
     for broken, said in [([], "not a plan"), (plan(1, services=[]), "services is not a mapping"),
                          (plan(1, {"web": {"slots": [1]}}), "services.web.slots"),
                          (plan(1, drained="pz-1"), "drained is not a list"),
                          (plan(1, powered_off=["pz-1"]), "powered_off is not a mapping"),
-                         (plan(True), "generation = True")]:
+                         (plan(True), "generation = True"), (plan(MAX_GENERATION + 1), "generation = 2147483648")]:
         with pytest.raises(PlanDocumentError, match=said):
             newest({"pz-1": broken})
 
@@ -42,6 +42,12 @@ def test_the_generation_goes_up_only_when_what_agents_act_on_changes():
                  ({"services": WEB}, [], {"pz-3": {"arch": "armv6l"}})]:
         new, changed = document(current, *args)
         assert (new["generation"], changed) == (6, True), args
+
+
+def test_no_plan_is_written_that_the_agents_would_refuse_as_past_the_last_generation():
+    document(plan(MAX_GENERATION - 1, WEB), {"services": {}}, [], {})  # the last one is still written
+    with pytest.raises(PlanDocumentError, match="would pass 2147483647, which no agent takes"):
+        document(plan(MAX_GENERATION, WEB), {"services": {}}, [], {})
 
 
 def test_boards_recorded_as_powered_down_keep_the_placement_and_raise_the_generation():
