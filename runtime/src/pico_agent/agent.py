@@ -19,7 +19,7 @@ from .config import AgentConfig
 from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
 from .failover import Failover, PlanSource
-from .files import FileProblem, read_small_file
+from .files import FileProblem, read_small_file, write_atomically
 from .log import Throttled, log
 from .membership import Membership
 from .metrics import Metrics
@@ -64,11 +64,12 @@ def load_or_create_token(path: Path) -> str:
             log("warning", "token_file_mode_tightened", path=str(path), was=oct(status.st_mode & 0o777),
                 now="0o600", advice="others could read the token: remove the file and restart for a new one")
         return token
+    if status is not None:
+        log("warning", "token_file_empty", path=str(path), advice="a new token is written in its place, mode 0600")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    # A new file renamed over the old one: an empty file kept its own mode (0644) when refilled.
+    write_atomically(path, (token + "\n").encode(), 0o600)
     return token
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 
 from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, SRV, A, DNSHeader, DNSRecord
 
@@ -25,11 +26,21 @@ EDNS_PAYLOAD = 1232
 TCP_PAYLOAD = 65535
 TCP_IDLE_TIMEOUT = 10.0
 TCP_QUERIES_PER_CONNECTION = 100
-# Answers are cached per query (its bytes after the ID) until the catalog changes: packing 50 SRV
-# records costs a millisecond here and ten times that on a Pi Zero. A few differently shuffled
-# copies per query keep spreading clients over the instances.
+# A DNS/TCP client that pipelines queries and never reads the answers: the agent stops answering
+# (and reading) it once this much waits to be sent, so each connection holds a bounded amount;
+# the kernel's send buffer is capped too, as it counts against the unit's memory as well.
+TCP_WRITE_BUFFER_HIGH = 16 * 1024
+TCP_SEND_BUFFER = 16 * 1024
+# Queries answered in one turn of the event loop per connection: a connection with 100 queries
+# in one write then cannot hold up /v1/health and the other clients for the whole batch.
+TCP_QUERIES_PER_TURN = 4
+# Answers are cached per query (its bytes after the ID, the name in lower case) until the catalog
+# changes: packing 50 SRV records costs a millisecond here and ten times that on a Pi Zero. A few
+# differently shuffled copies per query keep spreading clients over the instances.
 CACHE_ENTRIES = 1024
 CACHE_VARIANTS = 4
+# Extended RCODE 16, BADVERS (RFC 6891 6.1.3): its upper 8 bits go in the OPT record.
+BADVERS_EXT_RCODE = 1
 
 
 class Resolver:
@@ -58,11 +69,18 @@ class Resolver:
         if self._cache_generation != self.catalog.generation:
             self._cache.clear()
             self._cache_generation = self.catalog.generation
-        key = (bytes(data[2:]), limit)
+        name_end = _question_name_end(data)
+        # The name in lower case: resolvers that randomise its case (DNS 0x20) still hit the cache,
+        # and get their own spelling back (the answer's question is where the name is written out).
+        key = (bytes(data[2:12]) + bytes(data[12:name_end]).lower() + bytes(data[name_end:]), limit) \
+            if name_end else (bytes(data[2:]), limit)
         variants = self._cache.get(key)
         if variants is not None and len(variants) >= CACHE_VARIANTS:
             self._turn += 1
-            return bytes(data[:2]) + variants[self._turn % CACHE_VARIANTS]
+            cached = variants[self._turn % CACHE_VARIANTS]
+            if name_end:
+                cached = cached[:10] + bytes(data[12:name_end]) + cached[name_end - 2:]
+            return bytes(data[:2]) + cached
         try:
             request = DNSRecord.parse(data)
         except Exception:  # dnslib raises more than DNSError on garbage
@@ -85,9 +103,16 @@ class Resolver:
     def _answer(self, request: DNSRecord, limit: int | None) -> bytes:
         reply = request.reply()
         reply.header.ra = 0
-        edns = next((extra for extra in request.ar if extra.rtype == QTYPE.OPT), None)
+        options = [extra for extra in request.ar if extra.rtype == QTYPE.OPT]
+        edns = options[0] if options else None
         if limit is None:
             limit = UDP_PAYLOAD if edns is None else max(UDP_PAYLOAD, min(int(edns.rclass), EDNS_PAYLOAD))
+        if len(options) > 1:  # RFC 6891 6.1.1
+            reply.header.rcode = RCODE.FORMERR
+            return reply.pack()
+        if edns is not None and (edns.ttl >> 16) & 0xFF:  # an EDNS version past 0: BADVERS, no answer
+            reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD, ext_rcode=BADVERS_EXT_RCODE))
+            return reply.pack()
         if edns is not None:
             reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD))
         if request.header.opcode != 0 or len(request.questions) != 1:
@@ -160,6 +185,22 @@ class Resolver:
         return reply.pack()
 
 
+def _question_name_end(data: bytes) -> int:
+    """Where the question's name ends in a one-question query written without compression (as
+    queries are), or 0 when it is not such a query."""
+    if len(data) < 17 or data[4:6] != b"\x00\x01":
+        return 0
+    at = 12
+    while at < len(data):
+        length = data[at]
+        if length == 0:
+            return at + 1 if at + 5 <= len(data) else 0
+        if length > 63:
+            return 0
+        at += 1 + length
+    return 0
+
+
 class DNSProtocol(asyncio.DatagramProtocol):
     def __init__(self, resolver: Resolver, metrics: Metrics):
         self.resolver = resolver
@@ -183,7 +224,9 @@ class DNSProtocol(asyncio.DatagramProtocol):
 
 class DNSOverTCP(WaitingConnection):
     """RFC 7766: a two-byte length, then the message; several queries per connection, closed when
-    idle. Answering is synchronous, so a connection needs no task of its own."""
+    idle. Answering is synchronous, so a connection needs no task of its own, but it answers a few
+    queries per turn of the event loop, and none while its earlier answers wait to be read: a
+    client that sends and never reads holds at most TCP_WRITE_BUFFER_HIGH (and one answer) here."""
 
     timeout = TCP_IDLE_TIMEOUT
 
@@ -192,13 +235,39 @@ class DNSOverTCP(WaitingConnection):
         self.resolver = resolver
         self.metrics = metrics
         self.answered = 0
+        self.closing = False
+        self.writing_paused = False
+        self.turn_scheduled = False
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=TCP_WRITE_BUFFER_HIGH)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_SEND_BUFFER)
+            except OSError:
+                pass
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while len(self.buffer) >= 2 and self.transport is not None:
+        self._answer_some()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._answer_some()
+
+    def _answer_some(self) -> None:
+        self.turn_scheduled = False
+        for _ in range(TCP_QUERIES_PER_TURN):
+            if self.transport is None or self.closing or self.writing_paused or len(self.buffer) < 2:
+                break
             size = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + size:
-                return
+                break
             query, self.buffer = bytes(self.buffer[2:2 + size]), self.buffer[2 + size:]
             answer = self.resolver.answer(query, limit=TCP_PAYLOAD)
             if answer is None:
@@ -213,13 +282,31 @@ class DNSOverTCP(WaitingConnection):
             if self.answered >= TCP_QUERIES_PER_CONNECTION:
                 self._close()
                 return
+        if self.transport is None or self.closing:
+            return
+        whole = len(self.buffer) >= 2 and len(self.buffer) >= 2 + int.from_bytes(self.buffer[:2], "big")
+        if whole and not self.writing_paused:
+            if not self.turn_scheduled:  # more queries are here: the rest after other callbacks
+                self.turn_scheduled = True
+                asyncio.get_running_loop().call_soon(self._answer_some)
+        # Read on only while answering keeps up and no more than one query's worth is waiting.
+        if self.writing_paused or whole:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
 
     def timed_out(self) -> None:
-        self._close()
+        # Idle, or closed with answers its client never read: those are dropped, not kept.
+        if self.transport is not None:
+            self.transport.abort()
 
     def _close(self) -> None:
+        """Closed once what was answered is sent; a client that never reads it is cut off at the
+        idle timeout, and its answers go with it."""
+        self.closing = True
         if self.transport is not None:
             self.transport.close()
+            self.restart_timer()
 
 
 async def serve_dns_tcp(resolver: Resolver, metrics: Metrics, limiter: ConnectionLimiter,

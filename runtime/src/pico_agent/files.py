@@ -66,7 +66,12 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
     `mode` before the umask; 0o600 for what may hold secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # A temp file left by a crash keeps its own mode if opened again: start from a new one.
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

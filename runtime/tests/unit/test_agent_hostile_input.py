@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import stat
 
 import pytest
@@ -16,8 +17,9 @@ from pico_agent.api import BadRequest, Reply, parse_head
 from pico_agent.catalog import Catalog, Instance
 from pico_agent.config import NAME_RE
 from pico_agent.connections import ConnectionLimiter
-from pico_agent.dns import Resolver
+from pico_agent.dns import TCP_QUERIES_PER_TURN, TCP_WRITE_BUFFER_HIGH, Resolver, serve_dns_tcp
 from pico_agent.files import FileProblem, loads_json, read_small_file
+from pico_agent.metrics import Metrics
 from pico_agent.spec import SpecError, load_desired, parse_spec
 from pico_agent.state import StateFile
 
@@ -139,6 +141,15 @@ def test_a_readable_token_file_is_tightened(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_an_empty_token_file_is_replaced_by_a_0600_one_and_said(tmp_path, capsys):
+    path = tmp_path / "api-token"
+    path.write_text("")
+    path.chmod(0o644)
+    token = load_or_create_token(path)
+    assert path.read_text() == token + "\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "token_file_empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content", ["short", "has a space in it but long", "\x01\x02" * 20])
 def test_a_weak_or_malformed_token_is_refused_with_the_fix(tmp_path, content):
     path = tmp_path / "api-token"
@@ -208,6 +219,88 @@ def test_an_edns_buffer_below_512_still_gets_512(resolver):
     query = DNSRecord.question("web.service.pico", "SRV")
     query.add_ar(EDNS0(udp_len=100))
     assert 400 < len(resolver.answer(query.pack())) <= 512
+
+
+def test_a_name_in_another_letter_case_is_answered_from_the_cache_in_its_own_spelling(resolver):
+    first = DNSRecord.question("_web._tcp.service.pico", "SRV")
+    for _ in range(4):  # the cache's shuffled copies
+        resolver.answer(first.pack())
+    packed_before = resolver._cache.copy()
+    query = DNSRecord.question("_WeB._tCp.SerVICE.pico", "SRV")
+    reply = DNSRecord.parse(resolver.answer(query.pack()))
+    assert resolver._cache == packed_before, "the other spelling missed the cache"
+    assert str(reply.q.qname) == "_WeB._tCp.SerVICE.pico." and reply.header.id == query.header.id
+    assert len(reply.rr) > 5 and {str(rr.rname) for rr in reply.rr} == {"_WeB._tCp.SerVICE.pico."}
+
+
+def test_two_opt_records_are_a_format_error_and_a_later_edns_version_gets_badvers(resolver):
+    twice = DNSRecord.question("web.service.pico")
+    twice.add_ar(EDNS0(udp_len=1232))
+    twice.add_ar(EDNS0(udp_len=1232))
+    assert DNSRecord.parse(resolver.answer(twice.pack())).header.rcode == RCODE.FORMERR
+    later = DNSRecord.question("web.service.pico")
+    later.add_ar(EDNS0(udp_len=1232, version=1))
+    reply = DNSRecord.parse(resolver.answer(later.pack()))
+    opt = [extra for extra in reply.ar if extra.rtype == 41]
+    # BADVERS is extended RCODE 16: 0 in the header, 1 in the OPT record's upper bits; version 0.
+    assert not reply.rr and reply.header.rcode == 0 and len(opt) == 1 and opt[0].ttl >> 16 == 0x0100
+
+
+def test_dns_over_tcp_clients_that_never_read_hold_a_bounded_buffer_and_cannot_stall_the_loop(resolver):
+    """40 clients each write 100 pipelined SRV queries (about 3 KB an answer) and never read. The
+    agent holds at most the write buffer's high mark and one answer per client, and answers a
+    few queries of a connection per turn of the event loop, not all 100 at once."""
+    async def scenario():
+        metrics = Metrics()
+        server = await serve_dns_tcp(resolver, metrics, ConnectionLimiter(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connections = []
+        most_in_one_turn, last, stop = 0, 0, False
+
+        def sample():
+            nonlocal most_in_one_turn, last
+            most_in_one_turn = max(most_in_one_turn, metrics.dns_queries - last)
+            last = metrics.dns_queries
+            if not stop:
+                asyncio.get_running_loop().call_soon(sample)
+
+        sample()
+        query = DNSRecord.question("_web._tcp.service.pico", "SRV").pack()
+        batch = (len(query).to_bytes(2, "big") + query) * 100
+        one_answer = len(resolver.answer(query, limit=65535))
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel keeps little for it
+            sock.connect(("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            writer.transport.pause_reading()  # this client never reads
+            writer.write(batch)
+            connections.append(writer)
+        await asyncio.sleep(1.0)
+        stop = True
+        buffered = sum(p.transport.get_write_buffer_size() for p in PROTOCOLS if p.transport is not None)
+        for writer in connections:
+            writer.transport.abort()
+        server.close()
+        return most_in_one_turn, buffered, one_answer, metrics.dns_queries
+
+    import pico_agent.dns as dns
+    PROTOCOLS = []
+    original = dns.DNSOverTCP.connection_made
+
+    def keep(self, transport):
+        PROTOCOLS.append(self)
+        original(self, transport)
+
+    dns.DNSOverTCP.connection_made = keep
+    try:
+        most_in_one_turn, buffered, one_answer, answered = asyncio.run(scenario())
+    finally:
+        dns.DNSOverTCP.connection_made = original
+    assert len(PROTOCOLS) == 40
+    assert answered < 40 * 100, "every query was answered though no answer was read"
+    assert buffered <= 40 * (TCP_WRITE_BUFFER_HIGH + one_answer + 2), buffered
+    assert most_in_one_turn <= 40 * TCP_QUERIES_PER_TURN, most_in_one_turn
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------
