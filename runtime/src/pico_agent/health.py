@@ -51,7 +51,9 @@ async def probe(spec: HealthSpec, port: int | None, docker: DockerClient | None 
     """Run one check; never raises."""
     try:
         if spec.type == "http":
-            response = await httpclient.request("GET", spec.path, host=host, port=port or 80, timeout=spec.timeout)
+            # The status line is the check: the body (a large static index on `path: /`) is never read.
+            response = await httpclient.request("GET", spec.path, host=host, port=port or 80, timeout=spec.timeout,
+                                                max_body=0)
             return 200 <= response.status < 400, f"HTTP {response.status}"
         if spec.type == "tcp":
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), spec.timeout)

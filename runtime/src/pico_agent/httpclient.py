@@ -75,28 +75,35 @@ def _request_bytes(method: str, path: str, host: str, body: Any, headers: dict[s
 
 
 async def request(method: str, path: str, *, unix: str | None = None, host: str = "localhost", port: int = 80,
-                  body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30.0) -> Response:
+                  body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30.0,
+                  max_body: int = MAX_BODY) -> Response:
+    """One request. A body longer than `max_body` is an HTTPError, found before it is read where
+    the length is given; with max_body=0 the body is never read (a health check needs the status)."""
     async def run() -> Response:
         reader, writer = await _open(unix, host, port)
         try:
             writer.write(_request_bytes(method, path, host if not unix else "docker", body, headers))
             await writer.drain()
             status, head = await _read_head(reader)
-            if "chunked" in head.get("transfer-encoding", ""):
+            if max_body == 0 or method == "HEAD":
+                data = b""
+            elif "chunked" in head.get("transfer-encoding", ""):
                 parts, total = [], 0
                 async for chunk in _chunks(reader):
                     total += len(chunk)
-                    if total > MAX_BODY:
-                        raise HTTPError("response body too large")
+                    if total > max_body:
+                        raise HTTPError(f"response body larger than {max_body} bytes")
                     parts.append(chunk)
                 data = b"".join(parts)
             elif "content-length" in head:
                 length = int(head["content-length"])
-                if length > MAX_BODY:
-                    raise HTTPError("response body too large")
-                data = await reader.readexactly(length) if method != "HEAD" else b""
+                if length > max_body:
+                    raise HTTPError(f"response body of {length} bytes, larger than {max_body}")
+                data = await reader.readexactly(length)
             else:
-                data = await reader.read(MAX_BODY)
+                data = await reader.read(max_body + 1)
+                if len(data) > max_body:
+                    raise HTTPError(f"response body larger than {max_body} bytes")
             return Response(status, head, data)
         finally:
             writer.close()

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from . import httpclient
-from .catalog import Catalog, parse_remote
+from .catalog import MAX_CATALOG_BYTES, Catalog, parse_remote_body
 from .config import AgentConfig
-from .log import log
+from .log import Throttled, log
 from .metrics import Metrics
 from .serf import Member, SerfClient, SerfError, read_rpc_auth
 
@@ -25,6 +25,10 @@ TAG_API, TAG_VERSION = "api", "cv"
 # up to 30 s later (seen in about 1 of 8 two-boards-lost chaos runs: one survivor 21 s late). The
 # same tags are set again this long after each change: each time a new broadcast, a new chance.
 REANNOUNCE_AFTER = (1.0, 3.0)
+# A peer whose catalog cannot be taken (refused, unreachable, or serving another version than its
+# tag says) is asked again after a wait that doubles up to a minute, not at once: a tag that never
+# matches once kept every peer fetching ~800 times a second.
+FETCH_RETRY_FIRST, FETCH_RETRY_MAX = 1.0, 60.0
 
 
 class Membership:
@@ -41,6 +45,11 @@ class Membership:
         self.published: str | None = None
         self.publish_needed = asyncio.Event()
         self._fetching: dict[str, asyncio.Task] = {}
+        self._retry_wait: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}
+        self._served_last: dict[str, str] = {}
+        self._fetch_failed = Throttled("warning", "peer_fetch_failed")
+        self._version_mismatch = Throttled("warning", "peer_catalog_version_mismatch")
         self.self_address: str | None = None
         self.on_self_address = on_self_address
         self.on_member_status = on_member_status
@@ -122,30 +131,57 @@ class Membership:
     def _fetch_soon(self, member: Member) -> None:
         task = self._fetching.get(member.name)
         if task is None or task.done():
-            self._fetching[member.name] = asyncio.create_task(self._fetch(member))
+            self._fetching[member.name] = asyncio.create_task(self._fetch(member.name))
 
-    async def _fetch(self, member: Member) -> None:
-        try:
-            port = int(member.tags.get(TAG_API, ""))
-        except ValueError:
-            return
-        try:
-            response = await httpclient.request("GET", "/v1/catalog/local", host=member.address, port=port, timeout=5)
-            if response.status != 200:
-                raise ValueError(f"HTTP {response.status}")
-            version, instances = parse_remote(response.json(), member.name, member.address)
-        except (httpclient.HTTPError, ValueError) as err:
-            self.metrics.peer_fetch_failures += 1
-            log("warning", "peer_fetch_failed", node=member.name, error=str(err)[:200])
-            return
-        current = self.catalog.members.get(member.name)
-        if current is not None and current.status == "alive":
-            self.catalog.set_remote(member.name, version, instances)
-            log("debug", "peer_catalog", node=member.name, version=version, instances=len(instances))
-            # The tag may have moved on while we fetched.
+    def _retry_later(self, node: str) -> None:
+        wait = min(FETCH_RETRY_MAX, max(FETCH_RETRY_FIRST, 2 * self._retry_wait.get(node, 0.0)))
+        self._retry_wait[node] = wait
+        self._retry_at[node] = time.monotonic() + wait
+
+    async def _fetch(self, node: str) -> None:
+        """Fetch `node`'s catalog until what it serves is what its tag announces, waiting between
+        tries that did not get there."""
+        while True:
+            wait = self._retry_at.get(node, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            member = self.catalog.members.get(node)  # as it is now: its tags may have moved on
+            if member is None or member.status != "alive":
+                return
+            wanted = member.tags.get(TAG_VERSION)
+            if not wanted or wanted == self.catalog.remote_version(node):
+                self._retry_wait.pop(node, None)
+                self._retry_at.pop(node, None)
+                return
+            try:
+                port = int(member.tags.get(TAG_API, ""))
+            except ValueError:
+                return
+            try:
+                response = await httpclient.request("GET", "/v1/catalog/local", host=member.address, port=port,
+                                                    timeout=5, max_body=MAX_CATALOG_BYTES)
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
+                version, instances = parse_remote_body(response.body, node, member.address)
+            except (httpclient.HTTPError, ValueError) as err:
+                self.metrics.peer_fetch_failures += 1
+                self._fetch_failed(node=node, error=str(err)[:200])
+                self._retry_later(node)
+                continue
+            current = self.catalog.members.get(node)
+            if current is None or current.status != "alive":
+                return
+            self.catalog.set_remote(node, version, instances)
+            log("debug", "peer_catalog", node=node, version=version, instances=len(instances))
             if current.tags.get(TAG_VERSION) not in (None, version):
-                self._fetching.pop(member.name, None)
-                self._fetch_soon(current)
+                # The tag moved on while we fetched, or the peer serves another version than it
+                # announces: ask again, after a wait if that keeps happening.
+                if version == self._served_last.get(node):
+                    self._version_mismatch(node=node, announced=current.tags.get(TAG_VERSION), served=version)
+                    self._retry_later(node)
+                self._served_last[node] = version
+                continue
+            self._served_last.pop(node, None)
 
     async def _publisher(self, client: SerfClient, stop: asyncio.Event) -> None:
         reannounce_at: list[float] = []

@@ -1,11 +1,18 @@
 """Catalog and DNS answers, with a catalog filled the way the membership code fills it."""
 
+import asyncio
+import json
 import time
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
-from pico_agent.catalog import Catalog, Instance, catalog_version, parse_remote
+from pico_agent.catalog import MAX_CATALOG_BYTES, Catalog, Instance, catalog_version, parse_remote
+from pico_agent.config import parse_config
 from pico_agent.dns import Resolver
+from pico_agent.membership import TAG_API, TAG_VERSION, Membership
+from pico_agent.metrics import Metrics
 from pico_agent.serf import Member, _address
 
 
@@ -125,9 +132,71 @@ def test_serf_addresses_decode():
 def test_answers_are_not_cached_unless_the_config_says_so(catalog, tmp_path):
     """TTL 0 by default (docs/orchestration.md): a client asks again for every connection, so a
     drained or failed instance stops being chosen at once. dns_ttl in the config raises it."""
-    from pico_agent.config import parse_config
     default = parse_config({"node_name": "a"}, tmp_path / "agent.toml").dns_ttl
     for reply in (ask(Resolver(catalog, "pico", default), "web.service.pico"),
                   ask(Resolver(catalog, "pico", default), "_web._tcp.service.pico", "SRV")):
         assert reply.rr and {rr.ttl for rr in reply.rr + reply.ar if rr.rtype != QTYPE.OPT} == {0}
     assert {rr.ttl for rr in ask(Resolver(catalog, "pico", 30), "web.service.pico").rr} == {30}
+
+
+def serve_catalog(body: bytes, fetches: list):
+    """A loopback peer API whose /v1/catalog/local answer is `body`; each request is counted."""
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        fetches.append(time.monotonic())
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        view = memoryview(body)  # in pieces: this side's buffer is not what is measured
+        try:
+            for start in range(0, len(body), 65536):
+                writer.write(view[start:start + 65536])
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    return asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def fetch_from(body: bytes, seconds: float, announced: str = "v-announced"):
+    """A Membership that sees peer `b` alive, announcing `announced`, serving `body`, for
+    `seconds`: (requests the peer got, b's catalog version as taken, peak bytes allocated)."""
+    async def run():
+        fetches = []
+        server = await serve_catalog(body, fetches)
+        port = server.sockets[0].getsockname()[1]
+        catalog = Catalog("a")
+        membership = Membership(parse_config({"node_name": "a"}, Path("agent.toml")), catalog, Metrics())
+        membership._first_look_done = True
+        tracemalloc.start()
+        membership._observe(Member("b", "127.0.0.1", 7946, "alive", {TAG_API: str(port), TAG_VERSION: announced}))
+        await asyncio.sleep(seconds)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        for task in membership._fetching.values():
+            task.cancel()
+        server.close()
+        return len(fetches), catalog.remote_version("b"), peak
+
+    return asyncio.run(run())
+
+
+def catalog_body(version: str) -> bytes:
+    return json.dumps({"version": version, "instances": [
+        {"service": "web", "node": "b", "address": "x", "port": 8080, "id": "b/web-0", "tags": []}]}).encode()
+
+
+def test_a_peer_that_serves_another_version_than_it_announces_is_asked_again_after_a_growing_wait():
+    """A tag that never matched once kept every peer fetching about 800 times a second."""
+    fetches, taken, _ = fetch_from(catalog_body("v-served"), 2.5)
+    assert taken == "v-served"  # what it serves is still taken: its instances are not lost
+    assert 2 <= fetches <= 4, fetches  # at once, again, then after 1 s and 2 s
+
+
+def test_a_peer_catalog_past_the_size_or_shape_limits_is_refused_before_it_is_parsed():
+    for body in (b"[" + b"{}," * (3 * MAX_CATALOG_BYTES // 3) + b"{}]",  # 3 MiB of empty objects
+                 b'{"version": "v", "instances": [' + b"{}," * 100_000 + b'{}]}'):  # 300 KB, 100,000 objects
+        fetches, taken, peak = fetch_from(body, 0.5)
+        assert taken is None and fetches == 1
+        assert peak < 2 * MAX_CATALOG_BYTES, f"{peak} bytes to refuse a catalog of {len(body)}"
+    fetches, taken, _ = fetch_from(catalog_body("v-announced"), 0.5)
+    assert (fetches, taken) == (1, "v-announced")
