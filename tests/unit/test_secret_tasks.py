@@ -26,3 +26,17 @@ def test_every_task_that_touches_a_private_key_hides_its_result():
                 found.append((path.relative_to(ROLES), task["name"], task.get("no_log")))
     assert len(found) >= 3, found  # keys.yml, preflight.yml's dry run, rotate_node.yml
     assert [f for f in found if f[2] is not True] == []
+
+
+def test_every_task_that_writes_a_service_file_or_a_plan_shows_no_diff():
+    """Service files and plans carry env (passwords): `--diff` printed them on the controller.
+    A task writes one when its destination is a service file or the plan file."""
+    found = []
+    for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        for task in tasks(yaml.safe_load(path.read_text())):
+            dest = str((task.get("ansible.builtin.copy") or task.get("ansible.builtin.template") or {}).get("dest", ""))
+            if "services_dir" in dest or "plan" in dest:
+                found.append((str(path.relative_to(ROLES)), task["name"], task.get("diff")))
+    assert {f[0] for f in found} >= {"agent/tasks/services.yml", "deploy/tasks/batch.yml", "deploy/tasks/main.yml",
+                                     "deploy/tasks/rollback.yml", "energy/tasks/main.yml"}, found
+    assert [f for f in found if f[2] is not False] == []

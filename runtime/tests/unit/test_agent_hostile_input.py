@@ -91,6 +91,10 @@ def test_names_with_a_trailing_newline_are_not_names():
     {"name": "web", "image": "x", "health": [SECRET]},
     {"name": "web", "image": "x", "env": {"PASSWORD": SECRET}, "port": 0},
     {"name": "web", "image": "x", "tags": [SECRET * 10, 1]},
+    # Three shapes that still leaked (issue 25, item 12): env as a string, a NAME=value key, a path.
+    {"name": "web", "image": "x", "env": f"PASSWORD={SECRET}"},
+    {"name": "web", "image": "x", "env": {f"PASSWORD={SECRET}": "1"}},
+    {"name": "web", "image": "x", "port": 80, "health": {"type": "http", "path": f"/healthz?key={SECRET} x"}},
 ])
 def test_errors_never_echo_what_a_secret_could_be_in(data):
     with pytest.raises(SpecError) as err:

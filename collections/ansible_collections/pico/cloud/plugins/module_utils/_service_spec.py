@@ -168,7 +168,9 @@ def _health(data: Any) -> HealthSpec:
         raise SpecError(f"health.type = {_shown(kind)}: one of http, tcp, command, none")
     path = data.get("path", "/")
     if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024 or any(c in path for c in " \r\n"):
-        raise SpecError(f"health.path = {_shown(path)}: an absolute URL path without spaces")
+        # Not the value: a path may carry a token (/healthz?key=...).
+        raise SpecError(f"health.path is {_kind(path)} of {len(path) if isinstance(path, str) else 0} characters: "
+                        "an absolute URL path without spaces, at most 1024")
     command = _strings("health.command", data.get("command", []), 64)
     if kind == "command" and not command:
         raise SpecError("health.type = 'command' needs health.command, for example [\"pg_isready\"]")
@@ -210,10 +212,16 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
         raise SpecError(f"image = {_shown(image)}: an image reference such as pico/demo:1.0.0")
     env = data.get("env", {})
     if not isinstance(env, dict) or len(env) > 128:
-        raise SpecError(f"env = {_shown(env)}: an object of at most 128 NAME: value pairs")
+        # Never the value: "POSTGRES_PASSWORD=..." given as a string is a secret.
+        raise SpecError(f"env is {_kind(env)}: an object of at most 128 NAME: value pairs")
     for key, value in env.items():
-        if not _ENV_NAME_RE.match(key) or not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise SpecError(f"env.{_key(key)}: names are letters, digits and _; values are strings or numbers")
+        if not _ENV_NAME_RE.match(key):
+            # A name written NAME=value carries the value: only what is before the = is shown.
+            name, equals, _ = key.partition("=")
+            raise SpecError(f"env.{_key(name)}{'=...' if equals else ''}: names are letters, digits and _ "
+                            "(write NAME: value, not NAME=value)")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise SpecError(f"env.{_key(key)} is {_kind(value)}: values are strings or numbers")
     if "PORT" in env and data.get("port") is not None:
         raise SpecError("env.PORT is set by the agent from port (replica i gets port + i): remove it from env")
     network = data.get("network", "host")
