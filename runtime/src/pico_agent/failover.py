@@ -11,7 +11,8 @@ failed node". The chosen node runs the replica; the others do nothing.
   that still has room for the service's requests. "Eligible" is what the planner found eligible
   when it placed the service (constraints, architecture, image). Room is the node's capacity
   minus what the plan and the takeovers before this one ask of it: a takeover never overcommits
-  a node. A slot that fits nowhere waits, and says so.
+  a node, and no node takes more than MAX_TAKEOVERS slots. A slot that fits nowhere waits, and
+  says so.
 - While views differ during gossip, two nodes may both run a slot for a moment: a duplicate, never
   a gap. A takeover is given up only when someone else covers its slot: the owner, alive again
   and publishing its planned instances healthy, or the node the rule now picks, publishing the
@@ -30,7 +31,7 @@ from typing import Any
 
 # The plan document and the service file: the collection's module_utils, linked in (one copy).
 from ._plan_document import NodeRoom, Plan, PlanError, ServicePlan, parse_plan
-from ._service_spec import FAILOVER_TAG
+from ._service_spec import FAILOVER_TAG, MAX_TAKEOVERS
 from .catalog import Catalog, Instance
 from .config import FailoverConfig
 from .files import FileProblem, loads_json, read_small_file, write_atomically
@@ -61,7 +62,8 @@ def rank(service: str, index: int, node: str) -> bytes:
 
 def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, str], list[Slot]]:
     """Who takes each slot of each failed node, and the slots that fit nowhere."""
-    free = {name: [n.memory - n.memory_requested, n.cpus - n.cpu_requested] for name, n in plan.nodes.items()}
+    free = {name: [n.memory - n.memory_requested, n.cpus - n.cpu_requested, MAX_TAKEOVERS]
+            for name, n in plan.nodes.items()}
     chosen: dict[Slot, str] = {}
     waiting: list[Slot] = []
     for owner in sorted(failed):
@@ -78,9 +80,11 @@ def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, st
                 for candidate in ranked:
                     room = free.get(candidate)
                     arch = plan.nodes[candidate].arch
-                    if room and room[0] >= service.memory and room[1] >= service.cpu - 1e-9 and arch in service.specs:
+                    if (room and room[0] >= service.memory and room[1] >= service.cpu - 1e-9 and room[2] > 0
+                            and arch in service.specs):
                         room[0] -= service.memory
                         room[1] -= service.cpu
+                        room[2] -= 1
                         chosen[slot] = candidate
                         break
                 else:
@@ -110,6 +114,9 @@ class Failover:
     drain_time: float = FailoverConfig.drain_time
     held: dict[Slot, Takeover] = field(default_factory=dict)
     waiting: list[Slot] = field(default_factory=list)
+    # Slots this node was picked for but cannot take, with why: logged when that first happens,
+    # not on every pass (a port past 65535 once wrote 572 lines in 30 s).
+    refused: dict[Slot, str] = field(default_factory=dict)
 
     def update(self, catalog: Catalog, now: float) -> bool:
         """Recompute; True when the set of takeovers (or their drained state) changed."""
@@ -123,19 +130,31 @@ class Failover:
         chosen, self.waiting = assign(self.plan, failed, alive)
         instances = catalog.instances()
         changed = False
+        refused: dict[Slot, str] = {}
         for slot, node in chosen.items():
             if node == self.node and slot not in self.held:
                 try:
                     self.held[slot] = Takeover(slot, *self._spec(slot))
-                except SpecError as err:  # its tags full, say: it waits, and says why
+                except SpecError as err:  # a port past 65535, say: it waits, and says why
                     self.waiting.append(slot)
-                    log("error", "failover_spec_refused", service=slot.service, slot=slot.index, error=str(err)[:200])
+                    refused[slot] = str(err)[:200]
+                    if self.refused.get(slot) != refused[slot]:
+                        log("error", "failover_spec_refused", service=slot.service, slot=slot.index,
+                            error=refused[slot])
                     continue
                 changed = True
+        self.refused = refused
         for slot in sorted(self.held):
             takeover = self.held[slot]
             if takeover.draining_since is not None:
-                if now - takeover.draining_since >= self.drain_time:
+                if chosen.get(slot) == self.node and not self._covered(slot, self.node, statuses, instances):
+                    # Its owner failed again while this copy drained: serve on with the same
+                    # container, rather than stop it and start another (the slot had no copy
+                    # for up to 4.5 s).
+                    takeover.draining_since = takeover.covered_since = None
+                    log("info", "failover_takeover_revived", service=slot.service, slot=slot.index, owner=slot.owner)
+                    changed = True
+                elif now - takeover.draining_since >= self.drain_time:
                     del self.held[slot]
                     changed = True
                 continue

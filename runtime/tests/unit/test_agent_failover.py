@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pico_agent.catalog import Catalog, Instance
-from pico_agent.failover import FAILOVER_TAG, Failover, PlanError, PlanSource, Slot, assign, parse_plan
+from pico_agent.failover import FAILOVER_TAG, MAX_TAKEOVERS, Failover, PlanError, PlanSource, Slot, assign, parse_plan
 from pico_agent.serf import Member
 
 MB = 1024 * 1024
@@ -261,3 +261,40 @@ def test_a_takeover_whose_port_would_run_past_65535_waits_and_says_why():
     failover = Failover(taker_of(plan, slot, {"a"}, {"b", "c", "d"}), plan)
     failover.update(catalog_with(A_FAILED), now=0)
     assert slot not in failover.held and slot in failover.waiting
+
+
+def test_no_node_takes_more_than_its_cap_of_slots_whatever_the_requests_leave_room_for():
+    """A plan of 400 slots without requests once had the survivors start 194 and 208 containers."""
+    data = plan_data(slots={"web": ["a"] * 400}, request=0)
+    data["services"]["web"]["failover"]["requests"]["cpu"] = 0
+    for node in data["nodes"].values():
+        node["cpu_requested"] = 0
+    chosen, waiting = assign(parse_plan(data), failed={"a"}, alive={"b", "c", "d"})
+    takers = list(chosen.values())
+    assert max(takers.count(n) for n in set(takers)) == MAX_TAKEOVERS
+    assert len(chosen) == 3 * MAX_TAKEOVERS and len(waiting) == 400 - 3 * MAX_TAKEOVERS
+
+
+def test_a_takeover_that_cannot_be_made_is_logged_once_not_on_every_pass(capsys):
+    data = plan_data()
+    data["services"]["web"]["failover"]["specs"]["armv6l"]["port"] = 65534
+    plan = parse_plan(data)
+    failover = Failover(taker_of(plan, Slot("web", 0, "a"), {"a"}, {"b", "c", "d"}), plan)
+    for now in range(30):
+        failover.update(catalog_with(A_FAILED), now=now)
+    assert capsys.readouterr().err.count("failover_spec_refused") == 1
+
+
+def test_a_draining_takeover_whose_owner_fails_again_is_revived_not_replaced():
+    """Replaced, the slot had no copy for up to 4.5 s: the container stopped, another started."""
+    _, failover = taking_over_web_from_a(hold_down=1, drain_time=5)
+    back = dict(A_FAILED, a="alive")
+    healthy = catalog_with(back, [instance("web", "a")])
+    failover.update(healthy, now=1)
+    failover.update(healthy, now=2.5)
+    (takeover,) = failover.held.values()
+    assert takeover.draining_since is not None  # the owner is back: this copy drains
+    assert failover.update(catalog_with(A_FAILED), now=3)  # and the owner fails again
+    assert list(failover.held.values()) == [takeover] and takeover.draining_since is None
+    assert failover.takeovers()[0][1] is False  # published again, the same replica
+    assert not failover.update(catalog_with(A_FAILED), now=20) and failover.held

@@ -42,12 +42,14 @@ MAX_SERVICE_FILES = 256
 # so a node never publishes what its peers refuse (a refused catalog freezes on every peer).
 # A tag fits a takeover's own, pico.failover:<owner>:<slot>, for a 63-character owner; an id is
 # <node>/<service>-<replica>; a node runs at most MAX_SERVICE_FILES x MAX_REPLICAS replicas of
-# its own, and the count leaves room for as many takeovers again (takeovers have no cap of their
-# own yet: a plan can ask a survivor for more).
+# its own and MAX_TAKEOVERS for failed peers.
 MAX_TAGS = 16
 MAX_TAG_CHARS = 96
 MAX_INSTANCE_ID_CHARS = 2 * 63 + 8
-MAX_INSTANCES = 2 * MAX_SERVICE_FILES * MAX_REPLICAS
+# Slots of failed peers one node takes at most, whatever the plan's requests leave room for: a
+# plan of 400 slots without requests once had the survivors start 194 and 208 containers.
+MAX_TAKEOVERS = 32
+MAX_INSTANCES = MAX_SERVICE_FILES * MAX_REPLICAS + MAX_TAKEOVERS
 # A declaration leaves room for the two tags added on its way: the planner's spec tag, and an
 # agent's takeover tag.
 MAX_DECLARED_TAGS = MAX_TAGS - 2
