@@ -83,7 +83,8 @@ class Agent:
         saved = self.state.load()
         self.docker = DockerClient(config.supervisor.docker_socket)
         self.plan = PlanSource(config.plan_file, config.state_dir / "plan.json", config.cluster_id, config.node_name)
-        self.failover = Failover(config.node_name, self.plan.plan, config.failover.hold_down, config.failover.drain_time)
+        self.failover = Failover(config.node_name, self.plan.plan, config.failover.hold_down, config.failover.drain_time,
+                                 config.failover.escalate_after)
         # Each part gets what it calls at construction; none is rewired afterwards.
         self.supervisor = Supervisor(config.supervisor, config.services_dir, self.docker, config.node_name,
                                      self.metrics, self._local_instances, restarts=saved.get("restarts"),
@@ -130,6 +131,7 @@ class Agent:
         self.metrics.connections_evicted = self.api.limiter.evicted
         self.metrics.failover_takeovers = len(self.failover.held)
         self.metrics.failover_waiting = len(self.failover.waiting)
+        self.metrics.failover_uncovered = len(self.failover.uncovered)
         return self.metrics.render(self.catalog, self.supervisor.status(), self.supervisor.restarts,
                                    len(self.supervisor.desired.errors), self.membership.connected)
 

@@ -62,6 +62,22 @@ def rank(service: str, index: int, node: str) -> bytes:
 
 def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, str], list[Slot]]:
     """Who takes each slot of each failed node, and the slots that fit nowhere."""
+    chosen, waiting, _ = _assign(plan, failed, alive)
+    return chosen, waiting
+
+
+def _ranked(plan: Plan, slot: Slot, failed: set[str], alive: set[str]) -> list[str]:
+    service = plan.services[slot.service]
+    return sorted((c for c in service.candidates if c in alive and c not in failed and plan.nodes[c].arch in service.specs),
+                  key=lambda c: rank(slot.service, slot.index, c), reverse=True)
+
+
+def _fits(room: list | None, service: ServicePlan) -> bool:
+    return bool(room) and room[0] >= service.memory and room[1] >= service.cpu - 1e-9 and room[2] > 0
+
+
+def _assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, str], list[Slot], dict[str, list]]:
+    """assign(), and the room each node has left after it: [memory, cpu, takeovers]."""
     free = {name: [n.memory - n.memory_requested, n.cpus - n.cpu_requested, MAX_TAKEOVERS]
             for name, n in plan.nodes.items()}
     chosen: dict[Slot, str] = {}
@@ -75,21 +91,21 @@ def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, st
                 if node != owner:
                     continue
                 slot = Slot(name, index, owner)
-                ranked = sorted((c for c in service.candidates if c in alive and c not in failed),
-                                key=lambda c: rank(name, index, c), reverse=True)
-                for candidate in ranked:
+                for candidate in _ranked(plan, slot, failed, alive):
                     room = free.get(candidate)
-                    arch = plan.nodes[candidate].arch
-                    if (room and room[0] >= service.memory and room[1] >= service.cpu - 1e-9 and room[2] > 0
-                            and arch in service.specs):
-                        room[0] -= service.memory
-                        room[1] -= service.cpu
-                        room[2] -= 1
+                    if _fits(room, service):
+                        _take(room, service)
                         chosen[slot] = candidate
                         break
                 else:
                     waiting.append(slot)
-    return chosen, waiting
+    return chosen, waiting, free
+
+
+def _take(room: list, service: ServicePlan) -> None:
+    room[0] -= service.memory
+    room[1] -= service.cpu
+    room[2] -= 1
 
 
 @dataclass
@@ -112,8 +128,15 @@ class Failover:
     plan: Plan | None = None
     hold_down: float = FailoverConfig.hold_down
     drain_time: float = FailoverConfig.drain_time
+    # A slot its taker does not serve this long is taken by the next candidate too (then the
+    # one after it, and so on): nodes whose plans differ (one missed a deploy) can each leave a
+    # slot to the other, and a duplicate is better than a gap.
+    escalate_after: float = FailoverConfig.escalate_after
     held: dict[Slot, Takeover] = field(default_factory=dict)
     waiting: list[Slot] = field(default_factory=list)
+    # Slots of failed nodes nobody serves yet, since when this node saw them so (its own clock).
+    uncovered: dict[Slot, float] = field(default_factory=dict)
+    _now: float = 0.0
     # Slots this node was picked for but cannot take, with why: logged when that first happens,
     # not on every pass (a port past 65535 once wrote 572 lines in 30 s).
     refused: dict[Slot, str] = field(default_factory=dict)
@@ -127,11 +150,20 @@ class Failover:
         statuses = {name: m.status for name, m in catalog.members.items()}
         failed = {name for name, status in statuses.items() if status == "failed" and name in self.plan.nodes}
         alive = {name for name, status in statuses.items() if status == "alive"}
-        chosen, self.waiting = assign(self.plan, failed, alive)
+        self._now = now
+        chosen, self.waiting, free = _assign(self.plan, failed, alive)
         instances = catalog.instances()
+        served = {t for i in instances for t in i.tags if t.startswith(FAILOVER_TAG)}
+        self.uncovered = {slot: self.uncovered.get(slot, now) for slot in [*chosen, *self.waiting]
+                          if slot.tag not in served and slot not in self.held}
         changed = False
         refused: dict[Slot, str] = {}
         for slot, node in chosen.items():
+            if node != self.node and slot in self.uncovered and slot not in self.held:
+                if self._escalates(slot, node, failed, alive, now - self.uncovered[slot], free):
+                    node = self.node
+                    log("warning", "failover_slot_uncovered_taken", service=slot.service, slot=slot.index,
+                        owner=slot.owner, taker_by_this_plan=chosen[slot], seconds=round(now - self.uncovered[slot], 1))
             if node == self.node and slot not in self.held:
                 try:
                     self.held[slot] = Takeover(slot, *self._spec(slot))
@@ -166,6 +198,22 @@ class Failover:
             else:
                 takeover.covered_since = None
         return changed
+
+    def _escalates(self, slot: Slot, taker: str, failed: set[str], alive: set[str], seconds: float,
+                   free: dict[str, list]) -> bool:
+        """This node takes a slot left uncovered: the k-th candidate after its taker once it has
+        been uncovered k x escalate_after, if the node has room (its plan's, after its takeovers)."""
+        assert self.plan is not None
+        ranked = _ranked(self.plan, slot, failed, alive)
+        if self.node not in ranked or taker not in ranked:
+            return False
+        after = [c for c in ranked if c != taker]
+        position = after.index(self.node) + 1
+        service = self.plan.services[slot.service]
+        if seconds < position * self.escalate_after or not _fits(free.get(self.node), service):
+            return False
+        _take(free[self.node], service)
+        return True
 
     def _spec(self, slot: Slot) -> tuple[ServiceSpec, int]:
         """The takeover's service spec and its replica number on this node."""
@@ -210,6 +258,8 @@ class Failover:
             "takeovers": [{"service": s.service, "slot": s.index, "owner": s.owner,
                            "draining": t.draining_since is not None} for s, t in sorted(self.held.items())],
             "waiting": [{"service": s.service, "slot": s.index, "owner": s.owner} for s in self.waiting],
+            "uncovered": [{"service": s.service, "slot": s.index, "owner": s.owner,
+                           "for_s": round(self._now - t, 1)} for s, t in sorted(self.uncovered.items())],
         }
 
 

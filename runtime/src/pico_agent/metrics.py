@@ -36,6 +36,7 @@ class Metrics:
         self.connections_evicted = 0
         self.failover_takeovers = 0
         self.failover_waiting = 0
+        self.failover_uncovered = 0
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_count += 1
@@ -89,6 +90,8 @@ class Metrics:
                [({}, self.failover_takeovers)])
         metric("pico_failover_waiting", "gauge", "Slots of failed peers that fit on no surviving node.",
                [({}, self.failover_waiting)])
+        metric("pico_failover_uncovered", "gauge", "Slots of failed peers no node serves yet, as this node sees them.",
+               [({}, self.failover_uncovered)])
         temperature = _read_number(thermal)
         if temperature is not None:
             metric("pico_node_temperature_celsius", "gauge", "SoC temperature.", [({}, temperature / 1000)])

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pico_agent.catalog import Catalog, Instance
-from pico_agent.failover import FAILOVER_TAG, MAX_TAKEOVERS, Failover, PlanError, PlanSource, Slot, assign, parse_plan
+from pico_agent.failover import (FAILOVER_TAG, MAX_TAKEOVERS, Failover, PlanError, PlanSource, Slot, assign, parse_plan,
+                                 rank)
 from pico_agent.serf import Member
 
 MB = 1024 * 1024
@@ -298,3 +299,38 @@ def test_a_draining_takeover_whose_owner_fails_again_is_revived_not_replaced():
     assert list(failover.held.values()) == [takeover] and takeover.draining_since is None
     assert failover.takeovers()[0][1] is False  # published again, the same replica
     assert not failover.update(catalog_with(A_FAILED), now=20) and failover.held
+
+
+def test_survivors_on_different_plans_do_not_leave_a_slot_to_each_other_for_ever():
+    """One survivor missed a deploy: by its plan the other takes a's slot, and by the other's plan
+    it does. The slot shows as uncovered on both, and after escalate_after the next candidate by
+    its own plan takes it: a duplicate may follow, a gap does not last."""
+    first, second = sorted(["b", "c"], key=lambda n: rank("web", 0, n), reverse=True)
+
+    def plan_where_full(full, generation):
+        data = plan_data(slots={"web": ["a"]}, candidates=["b", "c"], memory=64 * MB, generation=generation)
+        data["nodes"][full]["memory_requested"] = 64 * MB  # no room left on it, by this plan
+        return parse_plan(data)
+
+    # By the newer plan the first-ranked node is full, so the second takes the slot; by the older
+    # one the first has room and takes it. Each node holds the plan that picks the other.
+    views = {first: Failover(first, plan_where_full(first, 2), escalate_after=20),
+             second: Failover(second, plan_where_full("d", 1), escalate_after=20)}
+    down = {"a": "failed", "b": "alive", "c": "alive", "d": "alive"}
+    for now in (0, 10, 19):
+        for failover in views.values():
+            failover.update(catalog_with(down), now=now)
+            assert not failover.held and [u["slot"] for u in failover.status()["uncovered"]] == [0]
+    assert views[first].status()["uncovered"][0]["for_s"] == 19
+    for failover in views.values():
+        failover.update(catalog_with(down), now=21)
+    assert not views[first].held  # no room by its own plan: it never overcommits
+    assert list(views[second].held) == [Slot("web", 0, "a")]
+    # Once the copy serves, neither sees the slot uncovered, and the copy stays: its plan's taker
+    # does not serve it.
+    serving = catalog_with(down, [instance("web", second, f"{FAILOVER_TAG}a:0")])
+    for now in (22, 60):
+        for failover in views.values():
+            failover.update(serving, now=now)
+            assert failover.status()["uncovered"] == []
+    assert list(views[second].held) == [Slot("web", 0, "a")] and not views[second].takeovers()[0][1]
