@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .api import API, Reply
-from .catalog import Catalog, Instance
+from .catalog import MAX_CATALOG_BYTES, Catalog, Instance
 from .config import AgentConfig
 from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
@@ -79,6 +80,7 @@ class Agent:
         self.started = time.time()
         self.metrics = Metrics()
         self.catalog = Catalog(config.node_name)
+        self.catalog_problem: str | None = None  # the local catalog too large for peers
         self.state = StateFile(config.state_dir / "state.json")
         saved = self.state.load()
         self.docker = DockerClient(config.supervisor.docker_socket)
@@ -117,7 +119,18 @@ class Agent:
         if self.catalog.set_local(instances):
             log("info", "local_catalog", version=self.catalog.local_version,
                 healthy=sorted({i.id for i in instances}))
+            self._check_catalog_size()
             self.membership.local_catalog_changed()
+
+    def _check_catalog_size(self) -> None:
+        """Peers take a catalog up to MAX_CATALOG_BYTES and drop a larger one whole: say so here,
+        where it can be fixed (fewer replicas or tags on this node), not only in their logs."""
+        size = len(json.dumps(self.catalog.local_document(), indent=1, sort_keys=True)) + 1
+        problem = (f"this node's catalog is {size} bytes, more than the {MAX_CATALOG_BYTES} its peers take: they "
+                   "publish none of its instances; run fewer replicas or tags here") if size > MAX_CATALOG_BYTES else None
+        if problem and problem != self.catalog_problem:
+            log("error", "local_catalog_too_large", bytes=size, limit=MAX_CATALOG_BYTES)
+        self.catalog_problem = problem
 
     def _save_state(self) -> None:
         try:
@@ -148,6 +161,8 @@ class Agent:
             problems.append(self.supervisor.directory_problem)
         if self.plan.problem:
             problems.append(self.plan.problem)
+        if self.catalog_problem:
+            problems.append(self.catalog_problem)
         return {
             "node": self.config.node_name, "version": __version__, "status": "degraded" if problems else "ok",
             "problems": problems, "uptime_s": round(time.time() - self.started),

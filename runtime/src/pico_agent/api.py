@@ -263,9 +263,7 @@ class API:
             report = agent.health_report()
             return Reply(200 if report["status"] == "ok" else 503, report)
         if route == ["catalog", "local"]:
-            return self._only_get(request) or Reply(200, {
-                "node": agent.catalog.node, "version": agent.catalog.local_version,
-                "instances": [i.to_json() for i in agent.catalog.local]})
+            return self._only_get(request) or Reply(200, agent.catalog.local_document())
         if route == ["reconcile"]:
             if request.method != "POST":
                 return error(405, "use POST")

@@ -102,6 +102,10 @@ class Catalog:
         self.generation += 1
         return True
 
+    def local_document(self) -> dict[str, Any]:
+        """What peers fetch (/v1/catalog/local)."""
+        return {"node": self.node, "version": self.local_version, "instances": [i.to_json() for i in self.local]}
+
     def set_remote(self, node: str, version: str, instances: list[Instance]) -> None:
         self.remote[node] = (version, instances)
         self.generation += 1

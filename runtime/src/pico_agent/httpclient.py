@@ -18,6 +18,10 @@ class HTTPError(Exception):
     """The connection failed or the answer was not HTTP."""
 
 
+class BodyTooLarge(HTTPError):
+    """The answer came, with a body longer than the caller takes."""
+
+
 @dataclass
 class Response:
     status: int
@@ -92,18 +96,18 @@ async def request(method: str, path: str, *, unix: str | None = None, host: str 
                 async for chunk in _chunks(reader):
                     total += len(chunk)
                     if total > max_body:
-                        raise HTTPError(f"response body larger than {max_body} bytes")
+                        raise BodyTooLarge(f"response body larger than {max_body} bytes")
                     parts.append(chunk)
                 data = b"".join(parts)
             elif "content-length" in head:
                 length = int(head["content-length"])
                 if length > max_body:
-                    raise HTTPError(f"response body of {length} bytes, larger than {max_body}")
+                    raise BodyTooLarge(f"response body of {length} bytes, larger than {max_body}")
                 data = await reader.readexactly(length)
             else:
                 data = await reader.read(max_body + 1)
                 if len(data) > max_body:
-                    raise HTTPError(f"response body larger than {max_body} bytes")
+                    raise BodyTooLarge(f"response body larger than {max_body} bytes")
             return Response(status, head, data)
         finally:
             writer.close()

@@ -161,11 +161,17 @@ class Membership:
                 response = await httpclient.request("GET", "/v1/catalog/local", host=member.address, port=port,
                                                     timeout=5, max_body=MAX_CATALOG_BYTES)
                 if response.status != 200:
-                    raise ValueError(f"HTTP {response.status}")
+                    raise httpclient.HTTPError(f"HTTP {response.status}")
                 version, instances = parse_remote_body(response.body, node, member.address)
             except (httpclient.HTTPError, ValueError) as err:
                 self.metrics.peer_fetch_failures += 1
                 self._fetch_failed(node=node, error=str(err)[:200])
+                if isinstance(err, (ValueError, httpclient.BodyTooLarge)):
+                    # What it serves now is refused: what it served before may be what it has since
+                    # drained, so none of it is published (an unreachable API keeps the last one).
+                    if self.catalog.remote_version(node):
+                        self.catalog.set_remote(node, "", [])
+                        log("warning", "peer_catalog_dropped", node=node, error=str(err)[:200])
                 self._retry_later(node)
                 continue
             current = self.catalog.members.get(node)

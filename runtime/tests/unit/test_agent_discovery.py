@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
+from pico_agent.agent import Agent
 from pico_agent.catalog import MAX_CATALOG_BYTES, Catalog, Instance, catalog_version, parse_remote
 from pico_agent.config import parse_config
 from pico_agent.dns import Resolver
@@ -139,15 +140,17 @@ def test_answers_are_not_cached_unless_the_config_says_so(catalog, tmp_path):
     assert {rr.ttl for rr in ask(Resolver(catalog, "pico", 30), "web.service.pico").rr} == {30}
 
 
-def serve_catalog(body: bytes, fetches: list):
-    """A loopback peer API whose /v1/catalog/local answer is `body`; each request is counted."""
+def serve_catalog(body, fetches: list):
+    """A loopback peer API whose /v1/catalog/local answer is `body` (or what body() gives at the
+    time); each request is counted."""
     async def handle(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
         fetches.append(time.monotonic())
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-        view = memoryview(body)  # in pieces: this side's buffer is not what is measured
+        answer = body() if callable(body) else body
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer))
+        view = memoryview(answer)  # in pieces: this side's buffer is not what is measured
         try:
-            for start in range(0, len(body), 65536):
+            for start in range(0, len(answer), 65536):
                 writer.write(view[start:start + 65536])
                 await writer.drain()
         except ConnectionError:
@@ -200,3 +203,43 @@ def test_a_peer_catalog_past_the_size_or_shape_limits_is_refused_before_it_is_pa
         assert peak < 2 * MAX_CATALOG_BYTES, f"{peak} bytes to refuse a catalog of {len(body)}"
     fetches, taken, _ = fetch_from(catalog_body("v-announced"), 0.5)
     assert (fetches, taken) == (1, "v-announced")
+
+
+def test_a_peer_whose_catalog_is_refused_publishes_none_of_what_it_served_before():
+    """A refused fetch used to keep the last catalog taken: after the peer drained a service (as
+    a rollout does), every peer went on publishing the drained instances."""
+    async def run():
+        body = [catalog_body("v1")]
+        server = await serve_catalog(lambda: body[0], [])
+        port = server.sockets[0].getsockname()[1]
+        catalog = Catalog("a")
+        membership = Membership(parse_config({"node_name": "a"}, Path("agent.toml")), catalog, Metrics())
+        membership._first_look_done = True
+
+        async def announce(version):
+            membership._observe(Member("b", "127.0.0.1", 7946, "alive", {TAG_API: str(port), TAG_VERSION: version}))
+            await asyncio.sleep(0.3)
+            return [i.id for i in catalog.instances()]
+
+        taken = await announce("v1")
+        body[0] = catalog_body("v2").replace(b'"tags": []', b'"tags": ["' + b"t" * 200 + b'"]')  # past the tag limit
+        after = await announce("v2")
+        for task in membership._fetching.values():
+            task.cancel()
+        server.close()
+        return taken, after
+
+    taken, after = asyncio.run(run())
+    assert taken == ["b/web-0"] and after == []
+
+
+def test_a_node_whose_catalog_its_peers_would_refuse_says_so_in_its_health(tmp_path):
+    agent = Agent(parse_config({"node_name": "a", "state_dir": str(tmp_path / "state"), "plan_file": str(tmp_path / "plan"),
+                                "token_file": str(tmp_path / "token"), "services_dir": str(tmp_path / "services")},
+                               tmp_path / "agent.toml"))
+    tags = tuple(f"{i:02d}" + "t" * 94 for i in range(16))
+    agent._local_instances([Instance("web", "a", "10.0.0.1", 8000 + i, f"a/web-{i}", tags) for i in range(200)])
+    assert not [p for p in agent.health_report()["problems"] if "catalog" in p]
+    agent._local_instances([Instance("web", "a", "10.0.0.1", 8000 + i, f"a/web-{i}", tags) for i in range(800)])
+    problems = [p for p in agent.health_report()["problems"] if "catalog" in p]
+    assert len(problems) == 1 and "more than the 1048576 its peers take" in problems[0]
