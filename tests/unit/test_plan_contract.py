@@ -132,7 +132,7 @@ def test_a_node_never_publishes_what_its_peers_refuse():
     """One set of limits (module_utils/_service_spec.py): the longest names, the most tags a
     declaration may have plus the two added on the way (spec, takeover), give an instance its
     peers take; the planner refuses one tag more."""
-    from pico_agent.catalog import parse_remote
+    from pico_agent.catalog import parse_remote, served_version
     longest = "n" * 63
     declared = dict(service(longest), tags=["t" * 96] * controller_side.MAX_DECLARED_TAGS)
     validate_service(declared)
@@ -141,6 +141,6 @@ def test_a_node_never_publishes_what_its_peers_refuse():
     takeover_tag = "%s%s:%d" % (controller_side.FAILOVER_TAG, longest, 999)
     published = {"service": longest, "port": 8000, "id": "%s/%s-%d" % (longest, longest, 9999),
                  "tags": declared["tags"] + ["pico.spec:0123456789abcdef", takeover_tag]}
-    version, taken = parse_remote({"version": "v1", "instances": [published] * controller_side.MAX_INSTANCES},
-                                  longest, "10.0.0.1")
+    catalog = [published] * controller_side.MAX_INSTANCES
+    version, taken = parse_remote({"version": served_version(catalog), "instances": catalog}, longest, "10.0.0.1")
     assert len(taken) == controller_side.MAX_INSTANCES and taken[0].tags[-1] == takeover_tag

@@ -54,6 +54,16 @@ def parse_remote_body(body: bytes, node: str, address: str) -> tuple[str, list[I
     return parse_remote(loads_json(body), node, address)
 
 
+def served_version(raw_instances: list[dict[str, Any]]) -> str:
+    """The catalog version of instances as a node serves them (its own node name and address), or
+    "" for instances no agent serves (fields that do not sort: no version matches)."""
+    try:
+        return catalog_version([Instance(r.get("service"), r.get("node"), r.get("address"), r.get("port"), r.get("id"),
+                                         tuple(r.get("tags") or ())) for r in raw_instances])
+    except TypeError:
+        return ""
+
+
 def parse_remote(data: Any, node: str, address: str) -> tuple[str, list[Instance]]:
     """Validate a peer's /v1/catalog/local answer; its address is the one Serf knows, not its claim."""
     if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
@@ -76,8 +86,13 @@ def parse_remote(data: Any, node: str, address: str) -> tuple[str, list[Instance
             raise ValueError("bad tags")
         instances.append(Instance(service, node, address, port, ident, tuple(tags[:MAX_TAGS])))
     version = data.get("version")
-    if not isinstance(version, str) or len(version) > 64:
+    if not isinstance(version, str) or not version or len(version) > 64:
         raise ValueError("bad version")
+    # The version is the hash of the instances: whatever answers on a member's port (another
+    # process that took it while the agent restarted) cannot make up instances under a version
+    # the member announced.
+    if version != served_version(data["instances"]):
+        raise ValueError("the version is not that of the instances served")
     return version, instances
 
 

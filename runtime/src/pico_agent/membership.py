@@ -177,17 +177,18 @@ class Membership:
             current = self.catalog.members.get(node)
             if current is None or current.status != "alive":
                 return
-            self.catalog.set_remote(node, version, instances)
-            log("debug", "peer_catalog", node=node, version=version, instances=len(instances))
-            if current.tags.get(TAG_VERSION) not in (None, version):
-                # The tag moved on while we fetched, or the peer serves another version than it
-                # announces: ask again, after a wait if that keeps happening.
+            if current.tags.get(TAG_VERSION) != version:
+                # Not what the member announces: its tag moved on while we fetched (ask again at
+                # once), or something else answers on its port. Nothing of it is taken; after a
+                # second such answer, ask again after a wait.
                 if version == self._served_last.get(node):
                     self._version_mismatch(node=node, announced=current.tags.get(TAG_VERSION), served=version)
                     self._retry_later(node)
                 self._served_last[node] = version
                 continue
             self._served_last.pop(node, None)
+            self.catalog.set_remote(node, version, instances)
+            log("debug", "peer_catalog", node=node, version=version, instances=len(instances))
 
     async def _publisher(self, client: SerfClient, stop: asyncio.Event) -> None:
         reannounce_at: list[float] = []

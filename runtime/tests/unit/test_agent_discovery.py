@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pico_agent.agent import Agent
-from pico_agent.catalog import MAX_CATALOG_BYTES, Catalog, Instance, catalog_version, parse_remote
+from pico_agent.catalog import MAX_CATALOG_BYTES, Catalog, Instance, catalog_version, parse_remote, served_version
 from pico_agent.config import parse_config
 from pico_agent.dns import Resolver
 from pico_agent.membership import TAG_API, TAG_VERSION, Membership
@@ -77,10 +79,25 @@ def test_a_peer_answer_that_does_not_validate_is_refused(payload):
         parse_remote(payload, "b", "10.99.0.2")
 
 
+def served(*instances):
+    """A /v1/catalog/local answer with its true version."""
+    return {"version": served_version(list(instances)), "instances": list(instances)}
+
+
 def test_a_peer_cannot_claim_another_address():
-    _, instances = parse_remote({"version": "v", "instances": [
-        {"service": "web", "id": "b/web-0", "port": 80, "address": "1.2.3.4"}]}, "b", "10.99.0.2")
+    _, instances = parse_remote(served({"service": "web", "node": "b", "id": "b/web-0", "port": 80, "address": "1.2.3.4"}),
+                                "b", "10.99.0.2")
     assert instances[0].address == "10.99.0.2"
+
+
+def test_a_catalog_whose_version_is_not_that_of_its_instances_is_refused():
+    """Whatever answers on a member's port (a process that took it while the agent restarted)
+    cannot serve made-up instances under a version the member announced."""
+    real = served({"service": "web", "node": "b", "id": "b/web-0", "port": 80, "address": "10.99.0.2"})
+    made_up = dict(real, instances=[dict(real["instances"][0], service="evil", port=4444)])
+    assert parse_remote(real, "b", "10.99.0.2")[0] == real["version"]
+    with pytest.raises(ValueError, match="not that of the instances"):
+        parse_remote(made_up, "b", "10.99.0.2")
 
 
 def test_a_and_srv_answers(catalog):
@@ -183,15 +200,19 @@ def fetch_from(body: bytes, seconds: float, announced: str = "v-announced"):
     return asyncio.run(run())
 
 
-def catalog_body(version: str) -> bytes:
-    return json.dumps({"version": version, "instances": [
-        {"service": "web", "node": "b", "address": "x", "port": 8080, "id": "b/web-0", "tags": []}]}).encode()
+def catalog_body(port: int = 8080, tags=()) -> bytes:
+    return json.dumps(served({"service": "web", "node": "b", "address": "x", "port": port, "id": "b/web-0",
+                              "tags": list(tags)})).encode()
+
+
+def version_of(body: bytes) -> str:
+    return json.loads(body)["version"]
 
 
 def test_a_peer_that_serves_another_version_than_it_announces_is_asked_again_after_a_growing_wait():
     """A tag that never matched once kept every peer fetching about 800 times a second."""
-    fetches, taken, _ = fetch_from(catalog_body("v-served"), 2.5)
-    assert taken == "v-served"  # what it serves is still taken: its instances are not lost
+    fetches, taken, _ = fetch_from(catalog_body(), 2.5)
+    assert taken is None  # not what the member announces: not taken
     assert 2 <= fetches <= 4, fetches  # at once, again, then after 1 s and 2 s
 
 
@@ -201,15 +222,16 @@ def test_a_peer_catalog_past_the_size_or_shape_limits_is_refused_before_it_is_pa
         fetches, taken, peak = fetch_from(body, 0.5)
         assert taken is None and fetches == 1
         assert peak < 2 * MAX_CATALOG_BYTES, f"{peak} bytes to refuse a catalog of {len(body)}"
-    fetches, taken, _ = fetch_from(catalog_body("v-announced"), 0.5)
-    assert (fetches, taken) == (1, "v-announced")
+    good = catalog_body()
+    fetches, taken, _ = fetch_from(good, 0.5, announced=version_of(good))
+    assert (fetches, taken) == (1, version_of(good))
 
 
 def test_a_peer_whose_catalog_is_refused_publishes_none_of_what_it_served_before():
     """A refused fetch used to keep the last catalog taken: after the peer drained a service (as
     a rollout does), every peer went on publishing the drained instances."""
     async def run():
-        body = [catalog_body("v1")]
+        body = [catalog_body()]
         server = await serve_catalog(lambda: body[0], [])
         port = server.sockets[0].getsockname()[1]
         catalog = Catalog("a")
@@ -221,9 +243,9 @@ def test_a_peer_whose_catalog_is_refused_publishes_none_of_what_it_served_before
             await asyncio.sleep(0.3)
             return [i.id for i in catalog.instances()]
 
-        taken = await announce("v1")
-        body[0] = catalog_body("v2").replace(b'"tags": []', b'"tags": ["' + b"t" * 200 + b'"]')  # past the tag limit
-        after = await announce("v2")
+        taken = await announce(version_of(body[0]))
+        body[0] = catalog_body(tags=["t" * 200])  # past the tag limit
+        after = await announce(version_of(body[0]))
         for task in membership._fetching.values():
             task.cancel()
         server.close()
@@ -243,3 +265,21 @@ def test_a_node_whose_catalog_its_peers_would_refuse_says_so_in_its_health(tmp_p
     agent._local_instances([Instance("web", "a", "10.0.0.1", 8000 + i, f"a/web-{i}", tags) for i in range(800)])
     problems = [p for p in agent.health_report()["problems"] if "catalog" in p]
     assert len(problems) == 1 and "more than the 1048576 its peers take" in problems[0]
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                           max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["service", "node", "address", "port", "id", "tags"]), JSON_VALUES, st.booleans())
+def test_any_json_in_a_served_instance_is_taken_or_refused_never_raised(field, value, keep_version):
+    instances = [{"service": "web", "node": "b", "address": "x", "port": 80 + i, "id": f"b/web-{i}", "tags": []}
+                 for i in range(2)]
+    instances[1][field] = value
+    answer = served(*instances) if keep_version else {"version": "v", "instances": instances}
+    try:
+        parse_remote(answer, "b", "10.0.0.2")
+    except ValueError:
+        pass
