@@ -17,7 +17,7 @@ description:
     node's slot) and per node - its state (up, unreachable, failed or left in the gossip, powered
     down, with since when where known), memory and CPU requested against its capacity,
     architecture, board, power profile, and the replicas it holds, or held. Used by
-    playbooks/status.yml.
+    the playbook pico.cloud.status.
 positional: nodes, instances, fleet, members
 options:
   _input:

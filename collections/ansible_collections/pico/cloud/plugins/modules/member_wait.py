@@ -15,7 +15,7 @@ version_added: "0.6.0"
 description:
   - Asks the pico-agent on this node (which sees the whole cluster's Serf membership) until every
     named node has the status asked for, or fails at a deadline naming each node's status.
-  - C(playbooks/energy.yml) waits for V(left) before it cuts a board's power, so no peer fails it
+  - The playbook C(pico.cloud.energy) waits for V(left) before it cuts a board's power, so no peer fails it
     over, and for V(alive) after it powers a board up.
   - Only reads; check mode runs it too.
 options:

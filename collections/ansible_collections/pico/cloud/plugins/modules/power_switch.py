@@ -19,7 +19,7 @@ description:
     V(uhubctl) drives a USB hub with per-port power switching (C(uhubctl -l LOCATION -p PORT -a on|off)).
     V(lab) starts or stops the container that stands for a board in the project's emulated lab.
   - Cutting power is a hard stop. Halt the board and let it leave the cluster first, as
-    C(playbooks/energy.yml) does.
+    the playbook C(pico.cloud.energy) does.
 options:
   switch:
     description:

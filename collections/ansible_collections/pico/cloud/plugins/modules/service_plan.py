@@ -94,7 +94,7 @@ options:
       - Place every service on as few nodes as its declaration allows (C(strategy=pack),
         C(min_nodes)); slots already on nodes that stay in use are kept, so only the replicas on
         nodes being emptied move. The plan's C(empty) names the nodes left empty
-        (C(playbooks/energy.yml) powers them down).
+        (the playbook C(pico.cloud.energy) powers them down).
     type: bool
     default: false
   standby:
