@@ -219,7 +219,7 @@ def parse_spec(data: Any, expected_name: str | None = None) -> ServiceSpec:
     for key, value in env.items():
         if not _ENV_NAME_RE.match(key):
             # A name written NAME=value carries the value: only what is before the = is shown.
-            name, equals, _ = key.partition("=")
+            name, equals, dummy = key.partition("=")
             raise SpecError(f"env.{_key(name)}{'=...' if equals else ''}: names are letters, digits and _ "
                             "(write NAME: value, not NAME=value)")
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
