@@ -33,7 +33,7 @@ options:
 """
 
 EXAMPLES = r"""
-plan: "{{ _pico_deploy.plan | pico.cloud.plan_powered_off(boards, now(utc=true).timestamp() | int) }}"
+plan: "{{ pico_deploy_placement.plan | pico.cloud.plan_powered_off(boards, now(utc=true).timestamp() | int) }}"
 """
 
 RETURN = r"""

@@ -123,7 +123,7 @@ EXAMPLES = r"""
 - name: Plan the placement of every declared service
   pico.cloud.service_plan:
     services: "{{ pico_services }}"
-    nodes: "{{ ansible_play_hosts | map('extract', hostvars, '_pico_deploy_node') | list }}"
+    nodes: "{{ ansible_play_hosts | map('extract', hostvars, 'pico_deploy_node') | list }}"
     current: "{{ newest_plan }}"
   run_once: true
   register: placement
