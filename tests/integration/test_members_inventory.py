@@ -11,7 +11,7 @@ def inventory_list(lab_inventory, tmp_path, **options):
     lab = yaml.safe_load(lab_inventory.read_text())["all"]["children"]["pico_nodes"]["vars"]
     source = tmp_path / "live.members.yml"
     source.write_text(yaml.safe_dump({
-        "plugin": "pico.cloud.members", "seeds": ["172.28.60.13", "172.28.60.11"],
+        "plugin": "pico.cloud.members", "seeds": ["172.28.60.13", "172.28.60.11"], "ssh_user": "root",
         "ssh_private_key_file": lab["ansible_ssh_private_key_file"],
         "ssh_args": lab["ansible_ssh_common_args"].split(),
         "keyed_groups": [{"key": "pico_member.tags.board", "prefix": "board"}], **options}))
@@ -40,6 +40,10 @@ def test_the_live_members_become_hosts_grouped_by_board(lab_inventory, converged
     assert hostvars["native-1"]["pico_board"] == "native" and hostvars["pizero-1"]["pico_member"]["status"] == "alive"
     assert sorted(listed["board_pizero"]["hosts"]) == ["pizero-1"]
     assert sorted(listed["board_native"]["hosts"]) == ["native-1", "native-2"]
+    assert {vars_["ansible_user"] for vars_ in hostvars.values()} == {"root"}  # the user it reached them as
+    # Members filtered by their tags as well as their status.
+    emulated = inventory_list(lab_inventory, tmp_path, tags={"board": ["pizero", "pizero2"]})
+    assert emulated["pico_nodes"]["hosts"] == ["pizero-1"]
 
 
 def test_a_member_that_left_is_not_a_host(lab_inventory, converged, tmp_path):

@@ -18,12 +18,19 @@ description:
     are left out.
   - How the controller reaches an agent. Agents listen on loopback and the WireGuard mesh only,
     so the plugin asks a seed node over SSH (O(seeds)), running C(curl) on it against its own
-    agent, the way Ansible itself reaches the node. A controller that is on the mesh can set
-    O(agent_url) instead. Seeds are tried in order until one answers.
+    agent. A controller that is on the mesh can set O(agent_url) instead. Seeds are tried in
+    order until one answers.
+  - The SSH is the system's C(ssh) with Ansible's own settings for the user, the key and extra
+    options (O(ssh_user), O(ssh_private_key_file), O(ssh_args) fall back to C(remote_user),
+    C(private_key_file) and C(ssh_common_args) of ansible.cfg and their environment variables,
+    which AWX and ansible-navigator set from a machine credential; a key in ssh-agent works as it
+    does for Ansible). Not Ansible's connection plugin itself, since an inventory is read before
+    any host exists to connect to.
   - Each host gets C(ansible_host) (the member's LAN address, the C(lan) tag the agent role
-    sets, else its mesh address), C(pico_board) and C(pico_member) (name, address, status,
-    tags), and joins O(group). O(keyed_groups), O(groups) and O(compose) work as in the
-    C(constructed) plugin, for example grouping by C(pico_member.tags.board).
+    sets, else its mesh address), C(ansible_user) when O(ssh_user) is known, C(pico_board) and
+    C(pico_member) (name, address, status, tags), and joins O(group). O(keyed_groups), O(groups)
+    and O(compose) work as in the C(constructed) plugin, for example grouping by
+    C(pico_member.tags.board).
   - Membership changes in seconds; the cache is off by default.
   - Remote data is marked unsafe, so a member's tags cannot inject templates.
 extends_documentation_fragment:
@@ -48,22 +55,47 @@ options:
     type: int
     default: 8500
   ssh_user:
-    description: SSH user for the seeds.
+    description:
+      - SSH user for the seeds (a seed written C(user@host) says its own), and C(ansible_user) of
+        every host.
+      - Unset, Ansible's remote user; unset there too, ssh's own choice (C(~/.ssh/config), else
+        the local user), and no C(ansible_user) is set.
     type: str
-    default: root
+    env:
+      - name: ANSIBLE_REMOTE_USER
+    ini:
+      - section: defaults
+        key: remote_user
   ssh_private_key_file:
-    description: SSH key for the seeds.
+    description: SSH key for the seeds; unset, Ansible's C(private_key_file), else ssh-agent and ssh's defaults.
     type: path
+    env:
+      - name: ANSIBLE_PRIVATE_KEY_FILE
+    ini:
+      - section: defaults
+        key: private_key_file
   ssh_args:
-    description: Extra ssh options for the seeds, for example C(-o UserKnownHostsFile=...).
+    description:
+      - Extra ssh options for the seeds, for example C(-o UserKnownHostsFile=...).
+      - Unset, Ansible's C(ssh_common_args), split as a shell would.
     type: list
     elements: str
-    default: []
+    env:
+      - name: ANSIBLE_SSH_COMMON_ARGS
+    ini:
+      - section: ssh_connection
+        key: ssh_common_args
   status:
     description: Which members become hosts.
     type: list
     elements: str
     default: [alive]
+  tags:
+    description:
+      - "Only members whose Serf tags hold these values become hosts, for example C({board: pizero2})."
+      - A list of values accepts any of them.
+    type: dict
+    default: {}
   group:
     description: The group every member joins (the one the playbooks target).
     type: str
@@ -79,6 +111,8 @@ EXAMPLES = r"""
 plugin: pico.cloud.members
 seeds: [pizero-1.local, pizero-2.local]
 ssh_user: pi
+tags:
+  board: [pizero, pizero2]
 keyed_groups:
   - key: pico_member.tags.board
     prefix: board
@@ -87,6 +121,7 @@ groups:
 """
 
 import json
+import shlex
 import subprocess
 
 from ansible.errors import AnsibleParserError
@@ -118,8 +153,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         command = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % self.get_option("timeout")]
         if self.get_option("ssh_private_key_file"):
             command += ["-i", self.get_option("ssh_private_key_file")]
-        command += list(self.get_option("ssh_args"))
-        target = seed if "@" in seed else "%s@%s" % (self.get_option("ssh_user"), seed)
+        command += self._ssh_args()
+        user = self.get_option("ssh_user")
+        target = seed if "@" in seed or not user else "%s@%s" % (user, seed)
         command += [target, "curl -sf --max-time %d http://127.0.0.1:%d/v1/members" % (
             self.get_option("timeout"), self.get_option("agent_port"))]
         result = subprocess.run(command, capture_output=True, text=True, timeout=self.get_option("timeout") + 10,
@@ -127,6 +163,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if result.returncode != 0:
             raise OSError("%s: %s" % (seed, (result.stderr.strip().splitlines() or ["exit %d" % result.returncode])[-1]))
         return result.stdout
+
+    def _ssh_args(self):
+        """The list given, or Ansible's ssh_common_args (a string from ansible.cfg or the environment)."""
+        args = self.get_option("ssh_args") or []
+        if len(args) == 1 and " " in args[0].strip():
+            return shlex.split(args[0])
+        return list(args)
+
+    def _wanted(self, tags):
+        """Whether a member's tags hold every value O(tags) asks for."""
+        for key, accepted in (self.get_option("tags") or {}).items():
+            accepted = accepted if isinstance(accepted, list) else [accepted]
+            if tags.get(key) not in [str(value) for value in accepted]:
+                return False
+        return True
 
     def _members(self):
         if self.get_option("agent_url"):
@@ -174,8 +225,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if not isinstance(member, dict) or member.get("status") not in wanted or not member.get("name"):
                 continue
             tags = member.get("tags") or {}
+            if not isinstance(tags, dict) or not self._wanted(tags):
+                continue
             name = self.inventory.add_host(_unsafe(str(member["name"])), group=group)
             self.inventory.set_variable(name, "ansible_host", _unsafe(tags.get("lan") or member.get("address")))
+            if self.get_option("ssh_user"):
+                self.inventory.set_variable(name, "ansible_user", self.get_option("ssh_user"))
             if tags.get("board"):
                 self.inventory.set_variable(name, "pico_board", _unsafe(tags["board"]))
             self.inventory.set_variable(name, "pico_member", _unsafe(member))
