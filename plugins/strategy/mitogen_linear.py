@@ -13,7 +13,13 @@ from ansible import __version__ as ANSIBLE_CORE_VERSION
 from ansible import constants as C
 from ansible.collections.list import list_collection_dirs
 from ansible.errors import AnsibleError
+from ansible.executor.task_executor import TaskExecutor
+from ansible.executor.task_result import _RawTaskResult
+from ansible.plugins import loader as plugin_loader
 from ansible.plugins.loader import filter_loader, test_loader
+from ansible.utils.fqcn import add_internal_fqcns
+from ansible._internal._task import TaskContext
+from ansible._internal._templating._engine import TemplateEngine
 
 # Newest ansible-core (major, minor) each Mitogen release ran the project's suite with. Add a line
 # after a green `make test` with the new pair; docs/ansible-speed.md says how.
@@ -124,6 +130,56 @@ if hasattr(ansible_mitogen.planner, "_load_collections"):
     ansible_mitogen.planner._load_collections = _load_collections_once
 
 
+def _skipped_result(loader, host, task, task_vars, play_context) -> dict | None:
+    """The result a worker would return for a task whose `when` is false on this host, or None.
+
+    A worker is a fork of this process: on 30 boards a skipped task still costs the controller
+    30 forks (most of a changed=0 site.yml's time is fork, copy-on-write and exit; docs/ansible-
+    speed.md). The condition is evaluated here exactly as the worker's TaskExecutor does, with the
+    same variables and the connection's magic variables added. Anything else, a loop (the
+    condition is per item), delegation, a condition that is true or cannot be evaluated, goes to a
+    worker as usual, which reports it the stock way.
+    """
+    if not task.when or task.loop is not None or task.loop_with or task.delegate_to:
+        return None
+    templar = TemplateEngine(loader=loader, variables=task_vars)
+    try:
+        context = play_context.set_task_and_variable_override(task=task, variables=task_vars, templar=templar)
+        context.post_validate(templar=templar)
+        if not context.remote_addr:
+            context.remote_addr = host.address
+        variables = task_vars.copy()
+        context.update_vars(variables)
+        false_condition: dict = {}
+        if task._resolve_conditional(task.when, variables, result_context=false_condition):
+            return None
+    except Exception:  # pylint: disable=broad-except  (the worker reports it, as without this)
+        return None
+    result = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False", **false_condition}
+    task.update_result_no_log(templar, result)
+    return result
+
+
+# Actions that only template, compare or record variables on the controller: they never touch the
+# board or the file system, so they need no worker of their own.
+_PURE_CONTROLLER_ACTIONS = frozenset(add_internal_fqcns(("assert", "debug", "fail", "set_fact", "validate_argument_spec")))
+
+
+def _runs_in_process(task) -> bool:
+    """A pure controller action with nothing that would hold the top-level process: no loop, no
+    delegation, no retries, no timeout (an alarm), not asynchronous."""
+    return (task.action in _PURE_CONTROLLER_ACTIONS and task.loop is None and not task.loop_with
+            and not task.delegate_to and not task.until and task.retries is None and not task.timeout
+            and not task.async_val)
+
+
+def _own_copy(task):
+    """A copy of a task under the same block, as a worker holds and the results thread makes."""
+    copy = task.copy(exclude_parent=True, exclude_tasks=True)
+    copy._parent = task._parent
+    return copy
+
+
 def _controller_only(play) -> bool:
     """A play that addresses only this machine, over the local connection (Molecule's create and destroy)."""
     return play.connection == "local" and set(play.hosts or []) <= {"localhost", "127.0.0.1"}
@@ -139,3 +195,33 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
             return _Linear.run(self, iterator, play_context)
         _warm_plugin_caches()
         return super().run(iterator, play_context, result)
+
+    # A worker is a fork of this process, and on 30 boards most of a changed=0 site.yml's
+    # controller time is fork, copy-on-write and exit, not the tasks (docs/ansible-speed.md). A
+    # task that is skipped, or a pure controller action, runs here instead: the same TaskExecutor
+    # (or the same condition) a worker would run, its result handled by the same code.
+    def _queue_task(self, host, task, task_vars, play_context):
+        if _runs_in_process(task):
+            self._tqm.send_callback("v2_runner_on_start", host, task)
+            # post_validate templates the task in place: a copy, as a worker's is its own.
+            own_task = _own_copy(task)
+            with TaskContext(own_task):
+                result = TaskExecutor(host, own_task, task_vars, play_context, self._loader,
+                                      plugin_loader.get_plugin_loader_namespace(), self._final_q,
+                                      self._variable_manager).run()
+            return self._queue_result(host, task, task_vars, play_context, result, own_task.dump_attrs())
+        skipped = _skipped_result(self._loader, host, task, task_vars, play_context)
+        if skipped is None:
+            return super()._queue_task(host, task, task_vars, play_context)
+        self._tqm.send_callback("v2_runner_on_start", host, task)
+        return self._queue_result(host, task, task_vars, play_context, skipped, task.dump_attrs())
+
+    def _queue_result(self, host, task, task_vars, play_context, result, task_fields):
+        """Hand a result on as the stock _queue_task and the results thread do with a worker's."""
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
+        reported_task = _own_copy(task)
+        reported_task.from_attrs(task_fields)
+        with self._results_lock:
+            self._results.append(_RawTaskResult(host=host, task=reported_task, return_data=result, task_fields=task_fields))
+        self._pending_results += 1

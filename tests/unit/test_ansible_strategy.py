@@ -199,3 +199,129 @@ def test_task_workers_start_with_the_plugin_caches_warm(tmp_path):
     state = json.loads(marker.read_text())
     assert state["pico_filters"] and state["builtin_filters"], state
     assert state["collections_listed"] > 0, state  # Mitogen's per-task listing is answered from the list made once
+
+
+# The real CLI, counting the task workers it forks (a worker's start is called in this process).
+COUNT_WORKERS = """
+import atexit, collections, json, sys
+from ansible.executor.process.worker import WorkerProcess
+forks, path = collections.Counter(), sys.argv.pop(1)
+start = WorkerProcess.start
+def counted(self):
+    forks[self._task.get_name()] += 1
+    return start(self)
+WorkerProcess.start = counted
+atexit.register(lambda: open(path, "w").write(json.dumps(forks)))
+from ansible.cli.playbook import main
+sys.argv[0] = "ansible-playbook"
+main()
+"""
+# Two nodes, so a condition can differ between them; every kind of task the strategy runs without
+# a worker, next to the ways its result is used later (register, rescue, run_once, handlers).
+NO_WORKER_PLAY = """\
+- name: Skipped and controller-only tasks
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Skipped everywhere
+      ansible.builtin.command: echo never
+      when: false
+      register: never
+    - name: Skipped on node-b only
+      ansible.builtin.command: echo {{ inventory_hostname }}
+      changed_when: false
+      when: inventory_hostname == 'node-a'
+      register: only_a
+    - name: Skipped include
+      ansible.builtin.include_tasks: missing-file.yml
+      when: false
+    - name: Condition on a connection variable the worker adds
+      ansible.builtin.command: echo here
+      changed_when: false
+      when: ansible_host is defined
+    - name: Set a fact
+      ansible.builtin.set_fact:
+        recorded: "{{ inventory_hostname }}-{{ only_a is skipped }}"
+    - name: Hidden fact
+      ansible.builtin.set_fact:
+        hidden: not-for-the-output
+      no_log: true
+    - name: Validate the arguments
+      ansible.builtin.validate_argument_spec:
+        argument_spec:
+          recorded: {type: str, required: true}
+    - name: Check the results so far
+      ansible.builtin.assert:
+        that:
+          - never is skipped and never.false_condition == false
+          - (only_a is skipped) == (inventory_hostname == 'node-b')
+          - recorded == inventory_hostname ~ '-' ~ (inventory_hostname == 'node-b')
+    - name: An assert that fails on node-b, rescued
+      block:
+        - name: Fail on node-b
+          ansible.builtin.assert:
+            that: inventory_hostname == 'node-a'
+            fail_msg: not node-a
+      rescue:
+        - name: Say what was rescued
+          ansible.builtin.debug:
+            msg: "rescued: {{ ansible_failed_result.msg }}"
+    - name: Once for all
+      ansible.builtin.set_fact:
+        first: "{{ inventory_hostname }}"
+      run_once: true
+    - name: Notify a skipped handler
+      ansible.builtin.command: echo notify
+      changed_when: true
+      notify: Skipped handler
+    - name: Fail node-b
+      ansible.builtin.fail:
+        msg: node-b stops here
+      when: inventory_hostname == 'node-b'
+    - name: Only node-a is left
+      ansible.builtin.debug:
+        msg: "{{ first }}"
+  handlers:
+    - name: Skipped handler
+      ansible.builtin.command: echo handler
+      when: false
+"""
+NO_WORKER_INVENTORY = "node-a ansible_connection=local ansible_python_interpreter={python}\nnode-b ansible_connection=local ansible_python_interpreter={python}\n"
+VOLATILE = {"start", "end", "delta", "duration", "_ansible_no_log_warnings"}
+
+
+def run_counted(tmp_path, strategy):
+    play, inventory, forks = tmp_path / "play.yml", tmp_path / "hosts.ini", tmp_path / f"forks-{strategy}.json"
+    play.write_text(NO_WORKER_PLAY)
+    inventory.write_text(NO_WORKER_INVENTORY.format(python=sys.executable))
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_WORKERS, str(forks), "-i", str(inventory), str(play)],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_STRATEGY": strategy,
+             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    assert result.returncode == 2, result.stdout + result.stderr  # node-b failed on purpose
+    output = json.loads(result.stdout)
+    results = {}
+    for play_result in output["plays"]:
+        for task in play_result["tasks"]:
+            for host, outcome in task["hosts"].items():
+                results[(task["task"]["name"], host)] = {
+                    key: value for key, value in outcome.items() if key not in VOLATILE and not key.startswith("_")}
+    return results, output["stats"], json.loads(forks.read_text()), result.stdout
+
+
+def test_skipped_and_controller_only_tasks_need_no_worker_and_end_as_with_the_stock_strategy(tmp_path):
+    """A worker is a fork of the controller for each task and host: on 30 boards most of a
+    changed=0 site.yml's controller time (docs/ansible-speed.md). The project's strategy runs a task
+    whose condition is false, and assert/debug/fail/set_fact/validate_argument_spec, without one;
+    every result, the facts they set and the stats must be the stock strategy's."""
+    stock, stock_stats, stock_forks, _ = run_counted(tmp_path, "linear")
+    ours, our_stats, our_forks, output = run_counted(tmp_path, "mitogen_linear")
+    assert ours == stock
+    assert our_stats == stock_stats
+    assert "not-for-the-output" not in output
+    # The stock strategy forks for every task and host; the project's only where a module runs.
+    assert stock_forks["Skipped everywhere"] == 2 and stock_forks["Set a fact"] == 2
+    assert set(our_forks) == {"Skipped on node-b only", "Condition on a connection variable the worker adds",
+                              "Notify a skipped handler"}, our_forks
+    assert our_forks["Skipped on node-b only"] == 1  # node-a's runs; node-b's is skipped here
