@@ -18,7 +18,10 @@ description:
     deadline. A rollout runs it on a node other than the ones it changes, so an instance counts
     only once the cluster's discovery publishes it, not when its container starts.
   - O(present) asks for instances (by node, count, and tag, the spec a rollout wrote); O(absent)
-    for instances that must be gone from discovery (drained ones).
+    for instances that must be gone from discovery (drained ones). Gone means gone from every
+    member's discovery, each alive member's agent asked over the mesh, since each agent answers
+    DNS and HTTP from its own copy of the catalog and a client on any node must no longer be
+    given them. A member whose agent does not answer within 2 s is not waited for.
   - On failure the message names the service, the node and what that node's own agent says of
     its instances (health check output included), fetched over the mesh.
   - A node of O(present) that the cluster's gossip stops counting as alive (it failed or left,
@@ -158,6 +161,25 @@ def _gone(url, present):
     return sorted(set(want["node"] for want in present if want["node"] not in alive))
 
 
+def _listed_elsewhere(url, name, absent):
+    """None when no alive member's own discovery lists the instances of `absent`, else which does."""
+    status, body = call(url, "/v1/members")
+    if status != 200:
+        return None  # no answer on membership: the local agent's view is all there is
+    port = url.rsplit(":", 1)[-1].strip("/")
+    for member in body.get("members") or []:
+        if member.get("status") != "alive" or not member.get("address"):
+            continue
+        try:
+            status, services = call("http://%s:%s" % (member["address"], port), "/v1/services/%s" % name, timeout=2)
+        except AgentError:
+            continue  # its agent does not answer: it gives no client an address either
+        left = _matches(services.get("instances", []), [], absent) if status == 200 else None
+        if left:
+            return "%s (as %s's discovery lists them)" % (left, member.get("name"))
+    return None
+
+
 def _node_report(url, name, node):
     """What the node's own agent says of its instances of the service, over the mesh."""
     try:
@@ -202,6 +224,8 @@ def main():
             gone = _gone(p["api_url"], p["present"]) if p["present"] else []
             present = [want for want in p["present"] if want["node"] not in gone]
             missing = _matches(instances, present, p["absent"])
+            if missing is None and p["absent"]:
+                missing = _listed_elsewhere(p["api_url"], p["name"], p["absent"])
             if missing is None:
                 held_since = held_since if held_since is not None else now
                 if now - held_since >= p["min_healthy_time"]:

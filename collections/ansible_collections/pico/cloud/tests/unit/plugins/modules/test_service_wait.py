@@ -23,7 +23,7 @@ class _Agent:
     """An agent's read-only API on loopback, answering what a test sets (the module as a whole is
     run against real agents in the integration tests; here only what it concludes is checked)."""
 
-    def __init__(self, instances, members):
+    def __init__(self, instances, members, address=("127.0.0.1", 0)):
         import http.server
         import json
         import threading
@@ -45,7 +45,7 @@ class _Agent:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(address, Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
 
@@ -111,3 +111,40 @@ def test_a_flap_starts_the_hold_again(run_module):
     assert len(looks) >= 4 and result["failed"] is True, result
     assert ("healthy, but not for 0.5 s without a break (it flapped)" in result["msg"]
             or "pz-1 has 0 healthy instances" in result["msg"]), result["msg"]
+
+
+def test_drained_instances_are_gone_only_once_no_alive_members_discovery_lists_them(run_module):
+    """Each agent answers DNS from its own copy of the catalog: a client on pz-3 would still be
+    given pz-2's drained instance while pz-3's copy lists it, so the wait holds until it does not
+    (a member whose agent does not answer is not waited for), and names the member that lags."""
+    drained = [dict(OWN, node="pz-1", id="pz-1/web-0")]
+    looks = []
+
+    def lagging():
+        looks.append(1)
+        return [OWN] if len(looks) < 4 else []
+
+    members = [{"name": "pz-1", "status": "alive", "address": "127.0.0.1"},
+               {"name": "pz-3", "status": "alive", "address": "127.0.0.2"},
+               {"name": "pz-4", "status": "alive", "address": "127.0.0.3"}]  # no agent answers there
+    local = _Agent(drained, members)
+    port = local.server.server_address[1]
+    peer = _Agent(lagging, members, address=("127.0.0.2", port))
+    try:
+        result = run_module("service_wait", name="web", api_url=local.url, timeout=20, interval=0.05,
+                            absent=[{"node": "pz-2", "tag": SPEC}])
+        assert result.get("failed") is not True, result["_raw"]
+        assert len(looks) >= 4
+        local_two = _Agent(drained, members)
+        never = _Agent([OWN], members, address=("127.0.0.2", local_two.server.server_address[1]))
+        try:
+            failed = run_module("service_wait", name="web", api_url=local_two.url, timeout=0.5, interval=0.05,
+                                absent=[{"node": "pz-2", "tag": SPEC}])
+        finally:
+            never.close()
+            local_two.close()
+    finally:
+        local.close()
+        peer.close()
+    assert failed["failed"] is True
+    assert "pz-2 still has 1 instance in discovery (as pz-3's discovery lists them)" in failed["msg"], failed["msg"]
