@@ -184,3 +184,37 @@ def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
     assert "Rolled back:" not in result.text
     expect_success(run(fleet, "playbooks/deploy.yml", PLACED + [good]), BOARDS, changed="any")
     assert all("env" not in json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json")) for board in ON)
+
+
+def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
+    """native-3 is frozen. Draining native-2 marks it drained in the plan every reachable board
+    holds and moves its replicas; rotating native-1's key rotates it and keeps native-3's entry on
+    its peers. Both exit 4 naming native-3; the rotation says native-3 is cut off from native-1's
+    new key and gives the command that mends it, which, run once native-3 is back, does."""
+    reached = ["native-1", "native-2", "native-4", *OFF]
+    entry = peer_entry("native-1", "native-3")
+    old_key = peer_entry("native-2", "native-1")
+    subprocess.run(["docker", "pause", container("native-3")], check=True, capture_output=True)
+    try:
+        drain = run(fleet, "playbooks/drain.yml", PLACED, "-e", "node=native-2")
+        expect_away(drain, reached, ["native-3"])
+        plans = {board: json.loads(on_board(board, "cat", "/etc/pico-agent/plan.json")) for board in ("native-1", "native-2", "native-4")}
+        assert len({json.dumps(plan, sort_keys=True) for plan in plans.values()}) == 1
+        assert plans["native-1"]["drained"] == ["native-2"]
+        assert not plans["native-1"]["nodes"].get("native-2", {}).get("replicas")
+
+        rotate = run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED,
+                     "-e", "pico_wireguard_rotate_nodes=native-1", "-e", "pico_wireguard_rotate_min_age_hours=0")
+        expect_away(rotate, reached, ["native-3"])
+        mend = "ansible-playbook pico.cloud.rotate_wireguard_keys -e pico_wireguard_rotate_nodes=native-3"
+        assert re.search(r"native-3: it still holds the old public keys of native-1\b", rotate.text), rotate.tail()
+        assert mend in rotate.text, rotate.tail()
+        assert peer_entry("native-2", "native-1") != old_key
+        assert peer_entry("native-1", "native-3") == entry
+    finally:
+        unpause("native-3")
+    wait_for(lambda: members("native-1").get("native-3") == "alive", 60, "native-3 alive in the gossip")
+    expect_success(run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED, "-e", "pico_wireguard_rotate_nodes=native-3"),
+                   BOARDS, changed="any")
+    address = re.search(r"AllowedIPs = ([0-9.]+)/32", peer_entry("native-3", "native-1")).group(1)
+    wait_for(lambda: on_board_ok("native-3", "ping", "-c", "1", "-W", "2", address), 60, "native-1 over the mesh from native-3")

@@ -114,6 +114,28 @@ def test_bad_mesh_plan_stops_every_node_before_any_change(lab_inventory, converg
     assert _conf_digest() == before
 
 
+FAILING_PING = """cat > /usr/local/bin/ping <<'END'
+#!/bin/sh
+echo "$@" >> /root/pings
+exit 1
+END
+chmod 755 /usr/local/bin/ping && : > /root/pings"""
+
+
+def test_on_a_settled_mesh_preflight_pings_no_endpoint(lab_inventory, converged):
+    """An endpoint native-1 shook hands with in the last 3 minutes is reached without a ping
+    (docs/wireguard.md): with a ping on native-1 that always fails and logs its target, the
+    preflight passes and nothing was pinged. The refused endpoint above is still pinged."""
+    node_exec("native-1", "sh", "-c", FAILING_PING)
+    try:
+        result = playbook(lab_inventory, "site.yml", "--tags", "wireguard_preflight")
+        pinged = node_exec("native-1", "cat", "/root/pings")
+    finally:
+        node_exec("native-1", "rm", "-f", "/usr/local/bin/ping", "/root/pings")
+    expect_success(result, NODES)
+    assert pinged == "", pinged
+
+
 def test_invalid_key_file_stops_every_node(lab_inventory, converged):
     before = _conf_digest()
     node_exec("native-2", "cp", "-p", "/etc/wireguard/wg0.key", "/root/wg0.key.saved")
