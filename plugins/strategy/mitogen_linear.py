@@ -14,7 +14,7 @@ from ansible import constants as C
 from ansible.collections.list import list_collection_dirs
 from ansible.errors import AnsibleError
 from ansible.executor.task_executor import TaskExecutor
-from ansible.executor.task_result import _RawTaskResult
+from ansible.executor.task_result import _WireTaskResult
 from ansible.plugins import loader as plugin_loader
 from ansible.plugins.loader import filter_loader, test_loader
 from ansible.utils.fqcn import add_internal_fqcns
@@ -174,7 +174,7 @@ def _runs_in_process(task) -> bool:
 
 
 def _own_copy(task):
-    """A copy of a task under the same block, as a worker holds and the results thread makes."""
+    """A copy of a task under the same block, as a worker holds."""
     copy = task.copy(exclude_parent=True, exclude_tasks=True)
     copy._parent = task._parent
     return copy
@@ -220,8 +220,8 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
         """Hand a result on as the stock _queue_task and the results thread do with a worker's."""
         self._queued_task_cache[(host.name, task._uuid)] = {
             "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
-        reported_task = _own_copy(task)
-        reported_task.from_attrs(task_fields)
+        raw = self._convert_wire_task_result_to_raw(_WireTaskResult(
+            host_name=host.name, task_uuid=task._uuid, return_data=result, task_fields=task_fields))
         with self._results_lock:
-            self._results.append(_RawTaskResult(host=host, task=reported_task, return_data=result, task_fields=task_fields))
+            self._results.append(raw)
         self._pending_results += 1
