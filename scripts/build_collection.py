@@ -1,27 +1,20 @@
 #!/usr/bin/env python3
-"""Build the pico.cloud collection's tarball, complete: the collection as it is in the checkout,
-plus the agent as one zipapp in roles/agent/files (the agent's source, runtime/, is not part of
-the collection). Optionally install the tarball into a fresh collections path, as a user would.
+"""Build the pico.cloud collection's tarball: a plain `ansible-galaxy collection build` of
+collections/ansible_collections/pico/cloud, the same tarball a Galaxy publish or an install from
+git makes (the agent's source ships inside the collection, roles/agent/files/pico_agent).
+Optionally install it into a fresh collections path, as a user would.
 
 Usage: build_collection.py [--output-dir dist] [--install-to PATH]
-
-The checkout itself never holds the zipapp: the collection is copied to a temporary directory
-first, so a checkout's agent role always builds from the current runtime/ and never installs a
-stale copy.
 """
 
 import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COLLECTION = REPO / "collections/ansible_collections/pico/cloud"
-AGENT_SOURCE = REPO / "runtime/src/pico_agent"
-# Test output and caches never ship; galaxy.yml's build_ignore leaves out the rest.
-NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "output", ".pytest_cache")
 
 
 def galaxy() -> str:
@@ -38,18 +31,10 @@ def run(*command: str) -> str:
     return result.stdout
 
 
-def stage(into: Path) -> Path:
-    staged = into / "ansible_collections/pico/cloud"
-    shutil.copytree(COLLECTION, staged, ignore=NOT_SHIPPED)
-    run(sys.executable, str(staged / "roles/agent/files/build_bundle.py"), str(AGENT_SOURCE),
-        str(staged / "roles/agent/files/pico-agent.pyz"))
-    return staged
-
-
-def build(staged: Path, output_dir: Path) -> Path:
+def build(output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
-    out = run(galaxy(), "collection", "build", str(staged), "--output-path", str(output_dir), "--force")
-    # "Created collection for pico.cloud at /path/pico-cloud-0.5.0.tar.gz"
+    out = run(galaxy(), "collection", "build", str(COLLECTION), "--output-path", str(output_dir), "--force")
+    # "Created collection for pico.cloud at /path/pico-cloud-0.6.0.tar.gz"
     return Path(out.strip().splitlines()[-1].split(" at ", 1)[1])
 
 
@@ -66,8 +51,7 @@ def main() -> int:
     parser.add_argument("--output-dir", type=Path, default=REPO / "dist")
     parser.add_argument("--install-to", type=Path, help="a collections path to install the tarball into (emptied first)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pico-collection-") as scratch:
-        tarball = build(stage(Path(scratch)), args.output_dir)
+    tarball = build(args.output_dir)
     print(tarball)
     if args.install_to:
         install(tarball, args.install_to)

@@ -1,6 +1,8 @@
-"""scripts/build_collection.py: the tarball holds the collection and the current agent, installs
-into a fresh path, and leaves the checkout as it was. (Molecule's default scenario converges the
-emulated boards from such an installed copy.)"""
+"""Every way of building or installing pico.cloud gives the same working agent role: a plain
+`ansible-galaxy collection build` (scripts/build_collection.py is only that) and an install from
+the git repository both carry the agent's source, and the zipapp the role builds from an installed
+copy is the one a checkout builds. (Molecule's default scenario converges the emulated boards from
+such an installed tarball.)"""
 
 import os
 import subprocess
@@ -12,9 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "collections/ansible_collections/pico/cloud"
 BUILD_BUNDLE = COLLECTION / "roles/agent/files/build_bundle.py"
 PLAYBOOKS = ["site", "deploy", "drain", "energy", "status", "power_report", "rotate_wireguard_keys"]
+GALAXY = str(Path(sys.executable).with_name("ansible-galaxy"))
 
 
-def test_the_tarball_ships_the_current_agent_and_installs(tmp_path):
+def agent_zipapp(source: Path, into: Path) -> bytes:
+    """The zipapp the agent role builds on the controller from a pico_agent package."""
+    subprocess.run([sys.executable, str(BUILD_BUNDLE), str(source), str(into)], check=True, capture_output=True)
+    return into.read_bytes()
+
+
+def test_a_plain_build_ships_the_current_agent_and_installs(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "scripts/build_collection.py"), "--output-dir",
                              str(tmp_path / "dist"), "--install-to", str(tmp_path / "installed")],
                             capture_output=True, text=True)
@@ -22,19 +31,16 @@ def test_the_tarball_ships_the_current_agent_and_installs(tmp_path):
     tarball = Path(result.stdout.splitlines()[0])
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
-        shipped = archive.extractfile("roles/agent/files/pico-agent.pyz").read()
     assert {"MANIFEST.json", "roles/agent/tasks/main.yml", "plugins/modules/service_plan.py"} <= names
     assert {f"playbooks/{name}.yml" for name in PLAYBOOKS} <= names
-    assert not any("__pycache__" in name or name.startswith("tests/output") for name in names)
-
-    fresh = tmp_path / "fresh.pyz"
-    subprocess.run([sys.executable, str(BUILD_BUNDLE), str(REPO / "runtime/src/pico_agent"), str(fresh)], check=True,
-                   capture_output=True)
-    assert shipped == fresh.read_bytes(), "the tarball's agent is not the one runtime/ builds now"
+    assert {"roles/agent/files/pico_agent/__main__.py", "roles/agent/files/pico_agent/_service_spec.py"} <= names
+    assert not any("__pycache__" in name or name.startswith("tests/output") or name.endswith(".pyz") for name in names)
 
     installed = tmp_path / "installed/ansible_collections/pico/cloud"
-    assert (installed / "roles/agent/files/pico-agent.pyz").read_bytes() == shipped
-    assert not (COLLECTION / "roles/agent/files/pico-agent.pyz").exists(), "the build wrote into the checkout"
+    from_checkout = agent_zipapp(REPO / "runtime/src/pico_agent", tmp_path / "checkout.pyz")
+    assert agent_zipapp(installed / "roles/agent/files/pico_agent", tmp_path / "installed.pyz") == from_checkout, \
+        "the installed collection's agent is not the one this checkout builds"
+    assert not list(COLLECTION.rglob("*.pyz")), "the build wrote into the checkout"
 
     # The playbooks run from the installed copy with no file of this repository beside them and
     # Ansible's stock configuration: every one parses, and a run reaches the collection's roles
@@ -52,3 +58,18 @@ def test_the_tarball_ships_the_current_agent_and_installs(tmp_path):
     ran = subprocess.run([playbook, "-i", "hosts.yml", "pico.cloud.status"], cwd=outside, env=env, capture_output=True,
                          text=True)
     assert ran.returncode == 2 and "No boards to work on" in " ".join(ran.stdout.split()), ran.stdout + ran.stderr
+
+
+def test_an_install_from_git_carries_the_same_agent(tmp_path):
+    """`ansible-galaxy collection install git+<repository>#/collections/ansible_collections/pico/cloud`,
+    as a user installs from the repository, from a clone of this one's committed tree."""
+    clone = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True, capture_output=True)
+    source = f"git+file://{clone}#/collections/ansible_collections/pico/cloud"
+    result = subprocess.run([GALAXY, "collection", "install", source, "-p", str(tmp_path / "installed"), "--no-deps"],
+                            capture_output=True, text=True, env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    installed = tmp_path / "installed/ansible_collections/pico/cloud"
+    assert (installed / "roles/agent/files/pico_agent/_plan_document.py").is_file()
+    assert agent_zipapp(installed / "roles/agent/files/pico_agent", tmp_path / "installed.pyz") == \
+        agent_zipapp(clone / "runtime/src/pico_agent", tmp_path / "clone.pyz")

@@ -1,0 +1,1 @@
+../../../../plugins/module_utils/_service_spec.py

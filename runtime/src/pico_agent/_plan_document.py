@@ -1,1 +1,0 @@
-../../../collections/ansible_collections/pico/cloud/plugins/module_utils/_plan_document.py
