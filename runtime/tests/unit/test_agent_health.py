@@ -65,3 +65,20 @@ def test_an_http_check_reads_the_status_never_the_page(size):
     (ok, detail), peak = asyncio.run(check())
     assert ok and detail == "HTTP 200"
     assert peak < MiB, f"{peak} bytes held while checking"
+
+
+def test_a_check_that_gets_no_answer_says_so():
+    """A service that accepts the connection and never answers: the check fails within its
+    timeout and says it got no answer (a timeout is an OSError too, and was once reported as an
+    empty reason)."""
+    async def check():
+        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await probe(HealthSpec("http", path="/", timeout=0.3), port)
+        finally:
+            server.close()
+
+    ok, detail = asyncio.run(check())
+    assert not ok
+    assert detail == "GET /: no answer within 0.3 s"

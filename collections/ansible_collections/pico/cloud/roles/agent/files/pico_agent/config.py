@@ -133,8 +133,8 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
         "token_file": str, "plan_file": str, "cluster_id": str, "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
     })
     serf = _take(top.pop("serf", {}), path, "serf.", {"rpc_address": str, "rpc_auth_file": str, "sync_interval": number})
-    fail = _take(top.pop("failover", {}), path, "failover.", {"hold_down": number, "drain_time": number,
-                                                                      "escalate_after": number})
+    fail = _take(top.pop("failover", {}), path, "failover.",
+                 {"hold_down": number, "drain_time": number, "escalate_after": number})
     sup = _take(top.pop("supervisor", {}), path, "supervisor.", {
         "docker_socket": str, "interval": number, "backoff_initial": number, "backoff_max": number,
         "backoff_reset": number, "stop_timeout": int,

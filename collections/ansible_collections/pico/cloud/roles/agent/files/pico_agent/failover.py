@@ -161,9 +161,9 @@ class Failover:
         for slot, node in chosen.items():
             if node != self.node and slot in self.uncovered and slot not in self.held:
                 if self._escalates(slot, node, failed, alive, now - self.uncovered[slot], free):
-                    node = self.node
                     log("warning", "failover_slot_uncovered_taken", service=slot.service, slot=slot.index,
-                        owner=slot.owner, taker_by_this_plan=chosen[slot], seconds=round(now - self.uncovered[slot], 1))
+                        owner=slot.owner, taker_by_this_plan=node, seconds=round(now - self.uncovered[slot], 1))
+                    node = self.node
             if node == self.node and slot not in self.held:
                 try:
                     self.held[slot] = Takeover(slot, *self._spec(slot))

@@ -64,8 +64,9 @@ async def probe(spec: HealthSpec, port: int | None, docker: DockerClient | None 
                 return False, "no container"
             code = await docker.exec_exit_code(container_id, list(spec.command), spec.timeout)
             return code == 0, f"exit code {code}"
-    except (httpclient.HTTPError, DockerError, OSError) as err:
-        return False, str(err)[:200]
+    # First: a timeout is an OSError too (TimeoutError, since Python 3.11).
     except asyncio.TimeoutError:
         return False, f"no answer within {spec.timeout:g} s"
+    except (httpclient.HTTPError, DockerError, OSError) as err:
+        return False, str(err)[:200]
     return True, "no check"

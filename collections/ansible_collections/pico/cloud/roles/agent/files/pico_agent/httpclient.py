@@ -114,10 +114,11 @@ async def request(method: str, path: str, *, unix: str | None = None, host: str 
 
     try:
         return await asyncio.wait_for(run(), timeout)
-    except (OSError, asyncio.IncompleteReadError, ValueError) as err:
-        raise HTTPError(f"{method} {path}: {err or type(err).__name__}") from None
+    # First: a timeout is an OSError too (TimeoutError, since Python 3.11).
     except asyncio.TimeoutError:
         raise HTTPError(f"{method} {path}: no answer within {timeout:g} s") from None
+    except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+        raise HTTPError(f"{method} {path}: {err or type(err).__name__}") from None
 
 
 async def stream_json(path: str, *, unix: str) -> AsyncIterator[Any]:
