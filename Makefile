@@ -11,7 +11,7 @@ LAB_MIX ?= pizero=2,pizero2=1
 LAB_SUBNET ?= 172.28.10.0/24
 LAB := python3 -m lab
 
-.PHONY: lab test bootstrap images lab-up lab-status lab-ready lab-down provision \
+.PHONY: lab test bootstrap images lab-up lab-status lab-ready lab-down provision collection-oldest \
         unit lint syntax collection molecule molecule-default molecule-containers integration \
         integration-lab integration-agent chaos fleet
 
@@ -69,6 +69,10 @@ collection:
 	$(ANSIBLE_TEST) units --venv --python 3.11 --requirements --color no
 	python3 -m tests.skip_policy $(COLLECTION_DIR)/tests/output/junit/python3.11-*-units.xml
 	cd $(COLLECTION_DIR) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections antsibull-docs lint-collection-docs --plugin-docs .
+
+# The same on the lowest ansible-core meta/runtime.yml declares (its own venv in .build/).
+collection-oldest:
+	bash scripts/collection-on-oldest-ansible-core.sh
 
 # The parts of the integration tests; `make integration` runs them all, one after the other;
 # `make test` runs each where it fits (tests/run-all.sh).

@@ -13,7 +13,8 @@ to replace, while an agent keeps its last good plan instead.
 
 Standard library only, and Python 3.8 or later: it runs on the controller and on the nodes."""
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 __metaclass__ = type
 

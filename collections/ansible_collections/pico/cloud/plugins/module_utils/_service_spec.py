@@ -15,7 +15,8 @@ Standard library only, and Python 3.8 or later: it runs on the controller and on
 Messages never quote a value that could be a secret (env values, command lines).
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
 __metaclass__ = type
 

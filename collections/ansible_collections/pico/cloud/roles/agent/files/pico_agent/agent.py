@@ -234,7 +234,7 @@ class Agent:
         for address in self.config.bind_addresses:
             servers.append(await self.api.serve(address, self.config.http_port))
             servers.append(await serve_dns_tcp(resolver, self.metrics, self.api.limiter, address, self.config.dns_port))
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, _protocol = await loop.create_datagram_endpoint(
                 lambda: DNSProtocol(resolver, self.metrics), local_addr=(address, self.config.dns_port))
             transports.append(transport)
         log("info", "agent_started", node=self.config.node_name, version=__version__,

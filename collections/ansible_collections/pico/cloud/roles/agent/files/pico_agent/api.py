@@ -105,7 +105,7 @@ def parse_head(head: bytes) -> Request:
         raise BadRequest(400, "Content-Length is not a number")
     if int(length):
         raise BadRequest(413, "this API takes no request body")
-    path, _, query = parts[1].partition("?")
+    path, _sep, query = parts[1].partition("?")
     return Request(parts[0], path, headers, query)
 
 
@@ -179,7 +179,7 @@ def _since(when: float | None) -> int | None:
 def _replicas(query: str):
     """None (every replica), a set of replica numbers, or "bad"."""
     for part in query.split("&"):
-        key, _, value = part.partition("=")
+        key, _sep, value = part.partition("=")
         if key == "replicas":
             numbers = value.split(",")
             if not value or len(numbers) > 64 or not all(n.isdigit() and len(n) <= 3 for n in numbers):
@@ -193,15 +193,20 @@ class AgentOperations(Protocol):
 
     catalog: Catalog
 
-    def render_metrics(self) -> str: ...
+    def render_metrics(self) -> str:
+        ...
 
-    def health_report(self) -> dict[str, Any]: ...
+    def health_report(self) -> dict[str, Any]:
+        ...
 
-    async def request_reconcile(self) -> Reply: ...
+    async def request_reconcile(self) -> Reply:
+        ...
 
-    async def restart_service(self, name: str) -> Reply: ...
+    async def restart_service(self, name: str) -> Reply:
+        ...
 
-    async def drain_service(self, name: str, drain: bool, replicas: set[int] | None = None) -> Reply: ...
+    async def drain_service(self, name: str, drain: bool, replicas: set[int] | None = None) -> Reply:
+        ...
 
 
 class API:

@@ -154,7 +154,7 @@ class Catalog:
     def instances(self, service: str | None = None) -> list[Instance]:
         """Every healthy instance in the cluster this node knows of."""
         found = list(self.local)
-        for node, (_, instances) in self.remote.items():
+        for node, (_version, instances) in self.remote.items():
             member = self.members.get(node)
             if member is not None and member.status == "alive":
                 found.extend(instances)

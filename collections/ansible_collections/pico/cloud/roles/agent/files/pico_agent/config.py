@@ -34,7 +34,7 @@ class SerfConfig:
 
     @property
     def rpc_host_port(self) -> tuple[str, int]:
-        host, _, port = self.rpc_address.rpartition(":")
+        host, _sep, port = self.rpc_address.rpartition(":")
         return host.strip("[]"), int(port)
 
 

@@ -262,7 +262,7 @@ class DNSOverTCP(WaitingConnection):
 
     def _answer_some(self) -> None:
         self.turn_scheduled = False
-        for _ in range(TCP_QUERIES_PER_TURN):
+        for _turn in range(TCP_QUERIES_PER_TURN):
             if self.transport is None or self.closing or self.writing_paused or len(self.buffer) < 2:
                 break
             size = int.from_bytes(self.buffer[:2], "big")

@@ -62,7 +62,7 @@ def rank(service: str, index: int, node: str) -> bytes:
 
 def assign(plan: Plan, failed: set[str], alive: set[str]) -> tuple[dict[Slot, str], list[Slot]]:
     """Who takes each slot of each failed node, and the slots that fit nowhere."""
-    chosen, waiting, _ = _assign(plan, failed, alive)
+    chosen, waiting, _free = _assign(plan, failed, alive)
     return chosen, waiting
 
 
@@ -250,7 +250,7 @@ class Failover:
 
     def takeovers(self) -> list[tuple[ServiceSpec, bool, int]]:
         """(spec, drained, replica number) of every takeover this node runs, in a fixed order."""
-        return [(t.spec, t.draining_since is not None, t.index) for _, t in sorted(self.held.items())]
+        return [(t.spec, t.draining_since is not None, t.index) for _slot, t in sorted(self.held.items())]
 
     def status(self) -> dict[str, Any]:
         return {
@@ -281,7 +281,7 @@ class PlanSource:
     def _read(self, path: Path) -> tuple[Plan, bytes]:
         """The plan in the file, and the file's bytes (kept as they are)."""
         try:
-            raw, _ = read_small_file(path, MAX_PLAN_BYTES)
+            raw, _status = read_small_file(path, MAX_PLAN_BYTES)
             plan = parse_plan(loads_json(raw))
         except FileNotFoundError:
             raise

@@ -56,7 +56,7 @@ async def probe(spec: HealthSpec, port: int | None, docker: DockerClient | None 
                                                 max_body=0)
             return 200 <= response.status < 400, f"HTTP {response.status}"
         if spec.type == "tcp":
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), spec.timeout)
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), spec.timeout)
             writer.close()
             return True, "connected"
         if spec.type == "command":

@@ -48,7 +48,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]
         line = await reader.readline()
         if line in (b"\r\n", b"\n", b""):
             break
-        key, _, value = line.decode("latin-1").partition(":")
+        key, _sep, value = line.decode("latin-1").partition(":")
         headers[key.strip().lower()] = value.strip()
     return int(parts[1]), headers
 

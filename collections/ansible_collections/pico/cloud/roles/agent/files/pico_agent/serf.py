@@ -55,7 +55,7 @@ def read_rpc_auth(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        raw, _ = read_small_file(path, 64 * 1024)
+        raw, _status = read_small_file(path, 64 * 1024)
         data = loads_json(raw)
     except FileProblem as err:
         raise SerfError(f"cannot read the Serf RPC token: {err}") from None
@@ -133,7 +133,7 @@ class SerfClient:
         except (OSError, ValueError):
             pass
         finally:
-            for future, _ in self._pending.values():
+            for future, _with_body in self._pending.values():
                 if not future.done():
                     future.set_exception(SerfError("Serf RPC connection closed"))
             for queue in self._streams.values():
@@ -144,7 +144,7 @@ class SerfClient:
         if seq in self._streams and seq not in self._pending:
             self._streams[seq].put_nowait(body)
             return
-        future, _ = self._pending.pop(seq, (None, False))
+        future, _with_body = self._pending.pop(seq, (None, False))
         if future:
             self._settle(future, header, body)
 
@@ -170,7 +170,7 @@ class SerfClient:
         return self._seq, future
 
     async def _call(self, command: str, body: Any = None, timeout: float = 10.0) -> Any:
-        _, future = self._send(command, body, command in _WITH_BODY)
+        _seq, future = self._send(command, body, command in _WITH_BODY)
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:

@@ -22,7 +22,7 @@ MAX_SPEC_BYTES = 64 * 1024
 
 def load_spec_file(path: Path) -> ServiceSpec:
     try:
-        raw, _ = read_small_file(path, MAX_SPEC_BYTES)
+        raw, _status = read_small_file(path, MAX_SPEC_BYTES)
     except FileProblem as err:
         raise SpecError(str(err)) from None
     except OSError as err:
@@ -71,7 +71,7 @@ def load_desired(directory: Path, stamp: tuple[tuple[str, int, int], ...] | None
     stamp = directory_stamp(directory) if stamp is None else stamp
     services: dict[str, ServiceSpec] = {}
     errors: dict[str, str] = {}
-    for index, (name, _, _) in enumerate(stamp):
+    for index, (name, _size, _mtime) in enumerate(stamp):
         path = directory / name
         if index >= MAX_SERVICE_FILES:
             errors[path.stem[:64]] = f"{path}: more than {MAX_SERVICE_FILES} service files; not read"

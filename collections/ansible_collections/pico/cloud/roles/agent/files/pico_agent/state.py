@@ -37,7 +37,7 @@ class StateFile:
 
     def load(self) -> dict[str, Any]:
         try:
-            raw, _ = read_small_file(self.path, MAX_STATE_BYTES)
+            raw, _status = read_small_file(self.path, MAX_STATE_BYTES)
             return _checked(loads_json(raw))
         except FileNotFoundError:
             return {}

@@ -74,7 +74,7 @@ def container_name(spec: ServiceSpec, index: int) -> str:
     """pico-<service>-<replica>; a takeover says whose slot it runs: pico-<service>-for-<owner>-<slot>."""
     slot = next((t[len(FAILOVER_TAG):] for t in spec.tags if t.startswith(FAILOVER_TAG)), None)
     if slot is not None:
-        owner, _, number = slot.rpartition(":")
+        owner, _sep, number = slot.rpartition(":")
         return f"pico-{spec.name}-for-{owner}-{number}"
     return f"pico-{spec.name}-{index}"
 

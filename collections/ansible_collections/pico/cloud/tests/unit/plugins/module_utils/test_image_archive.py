@@ -1,4 +1,9 @@
 """Reading image archives on the controller: IDs computed from the bytes, and clear errors."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 import tarfile
 

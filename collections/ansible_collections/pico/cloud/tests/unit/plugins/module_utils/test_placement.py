@@ -1,5 +1,10 @@
 """The placement planner: declarations validated, every slot placed or a clear error, and the
 properties the failover and energy work build on (determinism, stability, capacity, constraints)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,5 +1,10 @@
 """The plan document's one writer and one reading of what the nodes hold: the planner, energy.yml
 and status.yml all go through module_utils/_plan_document.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.pico.cloud.plugins.module_utils._plan_document import (

@@ -1,6 +1,11 @@
 """The power switch drivers against their tools' documented output. No switch hardware here: the
 tools' answers are played back (the formats of clusterctrl's `status` and uhubctl's port lines);
 the lab driver is exercised for real by the energy tests on the lab."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.pico.cloud.plugins.module_utils._power_switch import SwitchError, driver

@@ -1,4 +1,9 @@
 """boot_config against config.txt files: Raspberry Pi OS's own, sections, duplicates, bad and read-only files."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import os
 import shutil
 

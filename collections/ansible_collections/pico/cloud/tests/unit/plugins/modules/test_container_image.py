@@ -3,6 +3,11 @@
 The modules speak the Docker Engine API on a unix socket, as on a node; the images are tiny
 one-layer images under a repository unique to each test, removed afterwards.
 """
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import os
 import subprocess
 import uuid

@@ -1,4 +1,9 @@
 """cpufreq against a fake sysfs tree shaped like a Pi Zero's (one policy, 700 MHz - 1 GHz)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 GOVERNORS = "conservative ondemand userspace powersave performance schedutil"

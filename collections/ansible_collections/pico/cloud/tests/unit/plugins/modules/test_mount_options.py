@@ -1,4 +1,9 @@
 """mount_options, run as Ansible runs it: a separate Python process given its arguments as JSON."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import subprocess
 
 import pytest

@@ -1,5 +1,10 @@
 """power_switch as Ansible runs it, with the lab driver on this machine's dockerd: a container
 stands for a board, as in the lab (the hardware drivers' parsing is tested in module_utils)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import subprocess
 import uuid
 

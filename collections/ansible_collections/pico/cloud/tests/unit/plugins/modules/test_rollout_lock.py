@@ -1,4 +1,9 @@
 """rollout_lock as Ansible runs it, including many runs racing for one lock file."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor

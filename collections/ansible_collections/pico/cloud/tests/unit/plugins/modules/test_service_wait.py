@@ -1,5 +1,10 @@
 """What service_wait counts: a node's own instances of a spec, never a takeover it runs for a
 failed peer (same spec tag, but the agent retires it on its own)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 from ansible_collections.pico.cloud.plugins.modules.service_wait import _matches
 
 SPEC = "pico.spec:5174b834113e4c34"

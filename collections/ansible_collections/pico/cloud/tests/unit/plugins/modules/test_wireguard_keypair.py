@@ -1,4 +1,9 @@
 """wireguard_keypair with the real `wg` tool: the private key is made on the node and never leaves it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import base64
 import os
 import subprocess
