@@ -5,6 +5,8 @@ copy is the one a checkout builds. (Molecule's default scenario converges the em
 such an installed tarball.)"""
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -73,3 +75,31 @@ def test_an_install_from_git_carries_the_same_agent(tmp_path):
     assert (installed / "roles/agent/files/pico_agent/_plan_document.py").is_file()
     assert agent_zipapp(installed / "roles/agent/files/pico_agent", tmp_path / "installed.pyz") == \
         agent_zipapp(clone / "runtime/src/pico_agent", tmp_path / "clone.pyz")
+
+
+def test_the_readmes_offline_install_works_as_written(tmp_path):
+    """The tarball install the README and the collection's README give, run as written in a fresh
+    project with a home of its own and no ansible.cfg: the playbooks are then found by name."""
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, str(REPO / "scripts/build_collection.py"), "--output-dir", str(dist)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    shutil.copy(built.stdout.splitlines()[0], project)
+    (project / "hosts.yml").write_text("all:\n  hosts:\n    printer-1:\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(HOME=str(home), ANSIBLE_FORCE_COLOR="0", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    for readme in (REPO / "README.md", COLLECTION / "README.md"):
+        commands = [line.strip(" `").split("  #")[0].strip(" `") for line in readme.read_text().splitlines()
+                    if "ansible-galaxy collection install --offline" in line]
+        assert len(commands) == 1, f"{readme}: one offline install command expected, found {commands}"
+        shutil.rmtree(home / ".ansible", ignore_errors=True)
+        installed = subprocess.run(commands[0], shell=True, cwd=project, env=env, capture_output=True, text=True)
+        assert installed.returncode == 0 and "WARNING" not in installed.stdout + installed.stderr, \
+            f"{readme}: {commands[0]}\n{installed.stdout}{installed.stderr}"
+        ran = subprocess.run(["ansible-playbook", "-i", "hosts.yml", "pico.cloud.status"], cwd=project, env=env,
+                             capture_output=True, text=True)
+        assert ran.returncode == 2 and "No boards to work on" in " ".join(ran.stdout.split()), \
+            f"{readme}: {commands[0]}, then ansible-playbook pico.cloud.status:\n{ran.stdout}{ran.stderr}"
