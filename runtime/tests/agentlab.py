@@ -7,6 +7,7 @@ Shared by the integration tests and the agent and failover benches.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import platform
@@ -172,20 +173,29 @@ class Node:
         command += [f"-retry-join={address}" for address in join] + ["-retry-interval=1s"] if join else []
         self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
 
-    def start_agent(self, bundle: Path | None = None, open_files: int | None = None) -> None:
+    def start_agent(self, bundle: Path | None = None, open_files: int | None = None,
+                    sockets: list[socket.socket] = ()) -> None:
         """From the sources, or from the zipapp the agent role installs on nodes. `open_files`: the
-        process's descriptor limit (a unit's LimitNOFILE)."""
+        process's descriptor limit (a unit's LimitNOFILE). `sockets`: bound sockets handed over
+        the way systemd's socket activation does (descriptors 3, 4, ..., LISTEN_FDS and a
+        LISTEN_PID that is the agent's own: the shell that sets it execs the agent)."""
         env = dict(os.environ, PYTHONPATH=str(SRC))
         command = [str(bundle)] if bundle else ["-m", "pico_agent"]
+        passed = range(3, 3 + len(sockets))
 
-        def limit() -> None:
+        def prepare() -> None:
             if open_files:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+            # Out of the way first, so that placing one cannot overwrite another not yet placed.
+            parked = [fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD, 100) for sock in sockets]
+            for target, fd in zip(passed, parked):
+                os.dup2(fd, target)
 
-        self.agent = subprocess.Popen([*self._inside(), sys.executable, *command,
+        launcher = ["sh", "-c", f'LISTEN_PID=$$ LISTEN_FDS={len(sockets)} exec "$@"', "sh"] if sockets else []
+        self.agent = subprocess.Popen([*self._inside(), *launcher, sys.executable, *command,
                                        "--config", str(self.root / "agent.toml")],
                                       env=env, stdout=open(self.root / "agent.log", "ab"), stderr=subprocess.STDOUT,
-                                      preexec_fn=limit)
+                                      preexec_fn=prepare, pass_fds=tuple(passed))
 
     def rss_kib(self) -> int:
         """The agent's resident memory now (0 once it has exited)."""

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import pytest
-from tests.integration.lab_access import file_digest, node_exec, playbook
+from tests.integration.lab_access import LAB_NAME, file_digest, node_exec, playbook
 from lab.inventory import DEMO_SERVICE
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
@@ -123,3 +123,23 @@ def test_the_labs_demo_runs_on_every_node_the_emulated_pi_zero_included(converge
     script = ("import json, urllib.request; "
               f"print(json.load(urllib.request.urlopen('http://{members['pizero-1']}:8080/version', timeout=10))['version'])")
     assert node_exec("native-2", "python3", "-c", script).strip() == "1.0.0"
+
+
+def test_while_the_agent_is_down_its_ports_stay_its_own(converged):
+    """pico-agent.socket: systemd binds the API and DNS ports as root and holds them while the agent
+    is stopped, so an unprivileged user cannot take the API port and answer in the agent's name;
+    the next start serves on the same sockets. Serf runs as a user of its own, not root."""
+    node = "native-2"
+    node_exec(node, "systemctl", "stop", "pico-agent.service")
+    try:
+        assert node_exec(node, "systemctl", "is-active", "pico-agent.socket").strip() == "active"
+        squat = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                 "s.bind(('127.0.0.1', 8500)); s.listen(); print('bound')")
+        tried = subprocess.run(["docker", "exec", "--user", "nobody", f"{LAB_NAME}-lab-{node}", "python3", "-c", squat],
+                               capture_output=True, text=True)
+        assert tried.returncode != 0 and "Address already in use" in tried.stderr, tried.stdout + tried.stderr
+    finally:
+        node_exec(node, "systemctl", "start", "pico-agent.service")
+    eventually(lambda: members_seen_by(node), 60, "the agent answers again on its sockets")
+    serf_pid = node_exec(node, "systemctl", "show", "serf", "-p", "MainPID", "--value").strip()
+    assert node_exec(node, "ps", "-o", "user=", "-p", serf_pid).strip() == "serf"

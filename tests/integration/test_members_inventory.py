@@ -48,7 +48,7 @@ def test_the_live_members_become_hosts_grouped_by_board(lab_inventory, converged
 
 def test_a_member_that_left_is_not_a_host(lab_inventory, converged, tmp_path):
     """The first seed answers; native-2's agent and Serf stop, so it leaves the cluster."""
-    node_exec("native-2", "systemctl", "stop", "pico-agent", "serf")
+    node_exec("native-2", "systemctl", "stop", "pico-agent.socket", "pico-agent", "serf")
     try:
         for _ in range(30):
             listed = inventory_list(lab_inventory, tmp_path)

@@ -226,7 +226,7 @@ def test_serf_and_the_agent_run_and_start_at_boot(host):
 def test_serf_and_the_agent_run_sandboxed(host):
     """No capabilities, no new privileges, a read-only system, 16384 open files. The board's exposure
     score includes the lab's drop-in that turns system-call filters off for qemu-user (3.4 here);
-    without it (a real board) both units score 1.6, see bench/agent_hardening.py."""
+    without it (a real board) the agent scores 1.6 and Serf 1.3, see bench/agent_hardening.py."""
     for unit in ("pico-agent", "serf"):
         shown = dict(line.split("=", 1) for line in host.check_output(
             f"systemctl show {unit} -p LimitNOFILE -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet "
@@ -240,6 +240,16 @@ def test_serf_and_the_agent_run_sandboxed(host):
         summary = host.check_output(f"systemd-analyze security --no-pager {unit}.service | tail -1")
         # "→ Overall exposure level for pico-agent.service: 3.4 OK :-)"; it was 9.6 UNSAFE.
         assert float(re.search(r"exposure level for \S+: ([\d.]+)", summary).group(1)) < 5.0, summary
+
+
+def test_serf_does_not_run_as_root(host):
+    """Serf parses every gossip packet that reaches the board: a system user of its own, with no
+    login, owns the process and its snapshot."""
+    pid = host.check_output("systemctl show serf -p MainPID --value")
+    assert host.check_output(f"ps -o user= -p {pid}").strip() == "serf"
+    assert host.user("serf").shell == "/usr/sbin/nologin" and host.user("serf").uid < 1000
+    snapshot = host.file("/var/lib/serf/snapshot")
+    assert snapshot.exists and snapshot.user == "serf"
 
 
 def test_service_files_are_root_only(host):
@@ -267,10 +277,13 @@ def test_a_service_on_one_node_resolves_on_every_other(host):
     assert _dns(host, "nothing.service.pico")[0] == 3  # NXDOMAIN
 
 
-def test_gossip_is_encrypted_with_the_shared_key_and_secrets_stay_root_only(host):
+def test_gossip_is_encrypted_with_the_shared_key_and_secrets_stay_with_serf_and_root(host):
     keyring = host.file("/var/lib/serf/keyring.json")
-    assert keyring.mode == 0o600 and keyring.user == "root"
-    assert host.file("/etc/serf/rpc.json").mode == 0o600
+    assert (keyring.mode, keyring.user) == (0o600, "serf")
+    assert host.file("/var/lib/serf").user == "serf" and host.file("/var/lib/serf").mode == 0o700
+    assert (host.file("/etc/serf").mode, host.file("/etc/serf").group) == (0o750, "serf")
+    rpc_token = host.file("/etc/serf/rpc.json")
+    assert (rpc_token.mode, rpc_token.user, rpc_token.group) == (0o640, "root", "serf")
     config = json.loads(host.file("/etc/serf/pico.json").content_string)
     assert config["keyring_file"] == "/var/lib/serf/keyring.json"
     assert config["bind"] == f"{_mesh_address(host)}:7946"

@@ -303,3 +303,49 @@ def test_a_refused_serf_token_does_not_leak_connections(target):
     assert rpc_connections() <= before
     os.kill(target.agent.pid, signal.SIGHUP)  # and the agent itself still reconciles on request
     assert_unharmed(target)
+
+
+def _held(kind: socket.SocketKind, port: int) -> socket.socket:
+    """A socket bound as pico-agent.socket binds it (systemd listens on stream sockets)."""
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.bind(("127.0.0.1", port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(128)
+    return sock
+
+
+def test_the_ports_systemd_holds_stay_the_agents_while_it_restarts(tmp_path):
+    """An unprivileged local user could bind the API port while the agent restarted, and answer in
+    its name (the agent then exited on "address in use"). On a node, pico-agent.socket binds the
+    API and DNS ports as root and hands them to each start of the agent (socket activation); here
+    the test holds them as systemd does. The agent serves on them, and while it is down nobody
+    else can bind the port."""
+    lab = AgentLab(tmp_path, 1)
+    node = lab.nodes[0]
+    held = [_held(socket.SOCK_STREAM, node.http_port), _held(socket.SOCK_STREAM, node.dns_port),
+            _held(socket.SOCK_DGRAM, node.dns_port)]
+    node.write_config()
+    try:
+        for start in (1, 2):
+            node.start_serf(lab.keyring, [])  # a stopping agent makes its Serf leave, and Serf then exits
+            node.start_agent(sockets=held)
+            wait_for(lambda: node.get("/v1/health")[0] == 200 and node.dns("nothing.service.pico") is not None,
+                     20, what=f"start {start}: the API and DNS answer on the sockets handed over",
+                     explain=lambda: (node.root / "agent.log").read_text()[-2000:])
+            query = DNSRecord.question("nothing.service.pico").pack()
+            with socket.create_connection(("127.0.0.1", node.dns_port), timeout=5) as tcp:
+                tcp.sendall(len(query).to_bytes(2, "big") + query)
+                assert DNSRecord.parse(tcp.recv(65535)[2:]).header.rcode == 3  # NXDOMAIN, over TCP too
+            assert node.stop_agent() == 0
+            node.serf.wait(15)
+            squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError, match="in use"):
+                squatter.bind(("127.0.0.1", node.http_port))
+            squatter.close()
+        log = (node.root / "agent.log").read_text()
+        assert "listener_not_configured" not in log and log.count('"agent_stopped"') == 2
+    finally:
+        lab.stop()
+        for sock in held:
+            sock.close()

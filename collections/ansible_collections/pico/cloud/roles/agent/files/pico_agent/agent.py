@@ -7,13 +7,14 @@ import json
 import os
 import secrets
 import signal
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, listeners
 from .api import API, Reply
 from .catalog import MAX_CATALOG_BYTES, Catalog, Instance
 from .config import AgentConfig
@@ -231,12 +232,19 @@ class Agent:
         loop.add_signal_handler(signal.SIGHUP, self.supervisor.look_at_docker)
         servers, transports = [], []
         resolver = Resolver(self.catalog, self.config.domain, self.config.dns_ttl)
+        passed = listeners.passed_by_systemd()
         for address in self.config.bind_addresses:
-            servers.append(await self.api.serve(address, self.config.http_port))
-            servers.append(await serve_dns_tcp(resolver, self.metrics, self.api.limiter, address, self.config.dns_port))
+            http, dns = self.config.http_port, self.config.dns_port
+            servers.append(await self.api.serve(address, http, listeners.take(passed, socket.SOCK_STREAM, address, http)))
+            servers.append(await serve_dns_tcp(resolver, self.metrics, self.api.limiter, address, dns,
+                                               listeners.take(passed, socket.SOCK_STREAM, address, dns)))
+            udp = listeners.take(passed, socket.SOCK_DGRAM, address, dns)
             transport, _protocol = await loop.create_datagram_endpoint(
-                lambda: DNSProtocol(resolver, self.metrics), local_addr=(address, self.config.dns_port))
+                lambda: DNSProtocol(resolver, self.metrics), **({"sock": udp} if udp else {"local_addr": (address, dns)}))
             transports.append(transport)
+        for sock in passed:  # a socket unit out of step with agent.toml: say so, serve what the config says
+            log("warning", "listener_not_configured", address=str(sock.getsockname()[:2]), kind=sock.type.name)
+            sock.close()
         log("info", "agent_started", node=self.config.node_name, version=__version__,
             listen=list(self.config.bind_addresses), http_port=self.config.http_port, dns_port=self.config.dns_port)
         async with asyncio.TaskGroup() as group:

@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -281,6 +282,9 @@ class API:
             return Reply(405, {"error": "read-only endpoint: use GET"}, headers={"Allow": "GET, HEAD"})
         return None
 
-    async def serve(self, host: str, port: int) -> asyncio.base_events.Server:
+    async def serve(self, host: str, port: int, sock: socket.socket | None = None) -> asyncio.base_events.Server:
+        """On `sock` if systemd passed one (pico_agent.listeners), else on host:port."""
         loop = asyncio.get_running_loop()
+        if sock is not None:
+            return await loop.create_server(lambda: _Connection(self), sock=sock, backlog=BACKLOG)
         return await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True, backlog=BACKLOG)

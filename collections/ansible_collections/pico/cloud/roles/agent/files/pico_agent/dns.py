@@ -310,7 +310,10 @@ class DNSOverTCP(WaitingConnection):
 
 
 async def serve_dns_tcp(resolver: Resolver, metrics: Metrics, limiter: ConnectionLimiter,
-                        host: str, port: int) -> asyncio.base_events.Server:
+                        host: str, port: int, sock: socket.socket | None = None) -> asyncio.base_events.Server:
+    """On `sock` if systemd passed one (pico_agent.listeners), else on host:port."""
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        return await loop.create_server(lambda: DNSOverTCP(resolver, metrics, limiter), sock=sock, backlog=BACKLOG)
     return await loop.create_server(lambda: DNSOverTCP(resolver, metrics, limiter), host, port,
                                     reuse_address=True, backlog=BACKLOG)
