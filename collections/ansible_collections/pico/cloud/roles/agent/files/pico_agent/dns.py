@@ -81,6 +81,10 @@ class Resolver:
             if name_end:
                 cached = cached[:10] + bytes(data[12:name_end]) + cached[name_end - 2:]
             return bytes(data[:2]) + cached
+        if name_end:
+            unserved = self._not_served(data, name_end)
+            if unserved is not None:
+                return unserved
         try:
             request = DNSRecord.parse(data)
         except Exception:  # dnslib raises more than DNSError on garbage
@@ -95,6 +99,45 @@ class Resolver:
         self._cache.setdefault(key, []).append(bytes(answer[2:]))
         return answer
 
+    def _not_served(self, data: bytes, name_end: int) -> bytes | None:
+        """The NXDOMAIN or REFUSED answer to a plain query for a name this agent does not serve,
+        written from the query's own bytes, or None for anything else (the full path answers it).
+        A flood of made-up names then costs no parsing or packing (it once held the agent to about
+        180 answers a second), and is kept out of the answer cache. Byte for byte what the full
+        path answers (a property test holds the two together)."""
+        if (data[2] >> 3) & 0x0F or data[6:10] != b"\x00\x00\x00\x00" or data[10] != 0 or data[11] > 1:
+            return None  # not a standard query with only a question, and perhaps an OPT record
+        question_end = name_end + 4
+        opt = b""
+        if data[11] == 1:  # one OPT record of EDNS version 0, and nothing after it
+            record = data[question_end:]
+            if len(record) < 11 or record[:3] != b"\x00\x00\x29" or record[6] != 0 or \
+                    len(record) != 11 + int.from_bytes(record[9:11], "big"):
+                return None
+            opt = b"\x00\x00\x29" + EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+        elif len(data) != question_end:
+            return None
+        labels, at = [], 12
+        while at < name_end - 1:
+            label = bytes(data[at + 1: at + 1 + data[at]]).lower()
+            if not label or label.strip(b"abcdefghijklmnopqrstuvwxyz0123456789-_"):
+                return None  # a name dnslib writes out escaped: the full path
+            labels.append(label.decode())
+            at += 1 + data[at]
+        suffix = self.domain.split(".")
+        if labels[-len(suffix):] != suffix or len(labels) == len(suffix):
+            rcode = RCODE.REFUSED
+        else:
+            inside = labels[: -len(suffix)]
+            instances = self._instances(inside)
+            if instances or (instances is None and len(inside) == 2 and inside[1] == "node"
+                             and self.catalog.node_address(inside[0]) is not None):
+                return None  # served: the full path answers
+            rcode = RCODE.NXDOMAIN
+        flags = bytes([0x84 | (data[2] & 0x01), (data[3] & 0x70) | rcode])  # QR, AA, the query's RD; Z, AD, CD
+        counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
+        return bytes(data[:2]) + flags + counts + bytes(data[12:question_end]) + opt
+
     @staticmethod
     def _formerr(data: bytes) -> bytes:
         ident = int.from_bytes(data[:2], "big")
@@ -102,7 +145,11 @@ class Resolver:
 
     def _answer(self, request: DNSRecord, limit: int | None) -> bytes:
         reply = request.reply()
+        # reply() copies the query's header bits: a query's TC bit or RCODE must not reach the
+        # answer (an answer marked NXDOMAIN or truncated whatever it holds).
         reply.header.ra = 0
+        reply.header.tc = 0
+        reply.header.rcode = RCODE.NOERROR
         options = [extra for extra in request.ar if extra.rtype == QTYPE.OPT]
         edns = options[0] if options else None
         if limit is None:
