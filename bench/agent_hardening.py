@@ -39,6 +39,7 @@ REPO = benchlib.REPO
 
 from agentlab import AgentLab, RSSPeak, accept_queue, free_ports, parse_metrics, wait_for  # noqa: E402
 from dnslib import DNSRecord, EDNS0  # noqa: E402
+from pico_agent.catalog import served_version  # noqa: E402
 
 ROLE = REPO / "collections/ansible_collections/pico/cloud/roles/agent"
 UNIT_OPEN_FILES = 16384
@@ -49,8 +50,11 @@ def catalog_peer(lab: AgentLab, root: Path, instances: int) -> tuple[subprocess.
     """A second Serf member whose catalog (served over HTTP like an agent's) holds `instances`
     instances of the service `web`."""
     serf_port, rpc_port, http_port = free_ports(3)
-    catalog = json.dumps({"node": "peer", "version": "bench0000001", "instances": [
-        {"service": "web", "port": 20000 + i, "id": f"peer/web-{i}", "tags": []} for i in range(instances)]}).encode()
+    # As an agent serves them: its node and address in each, and the version (its Serf tag) their hash.
+    served = [{"service": "web", "node": "peer", "address": "127.0.0.1", "port": 20000 + i, "id": f"peer/web-{i}",
+               "tags": []} for i in range(instances)]
+    version = served_version(served)
+    catalog = json.dumps({"node": "peer", "version": version, "instances": served}).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
@@ -67,7 +71,7 @@ def catalog_peer(lab: AgentLab, root: Path, instances: int) -> tuple[subprocess.
     serf = subprocess.Popen(
         ["serf", "agent", "-node=peer", f"-bind=127.0.0.1:{serf_port}", f"-rpc-addr=127.0.0.1:{rpc_port}",
          f"-keyring-file={lab.keyring}", "-log-level=warn", f"-join=127.0.0.1:{lab.nodes[0].serf_port}",
-         "-tag", f"api={http_port}", "-tag", "cv=bench0000001"],
+         "-tag", f"api={http_port}", "-tag", f"cv={version}"],
         stdout=open(root / "peer-serf.log", "ab"), stderr=subprocess.STDOUT)
     return serf, server
 
