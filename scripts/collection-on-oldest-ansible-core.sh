@@ -24,7 +24,7 @@ copy=$(mktemp -d)
 trap 'rm -rf "$copy"' EXIT
 target=$copy/ansible_collections/pico/cloud
 mkdir -p "$target"
-(cd "$collection" && git ls-files -z | xargs -0 tar -cf - --no-recursion) | tar -xf - -C "$target"
+(cd "$collection" && git ls-files -z | tar --null --no-recursion -T - -cf -) | tar -xf - -C "$target"
 # ansible-test lists a collection's files through git: a repository of its own for the copy.
 printf 'tests/output/\n' >"$target/.gitignore"
 git -C "$target" init --quiet

@@ -6,6 +6,7 @@ GET  /v1/members                Serf members, their status and since when (where
 GET  /v1/health                 this agent: Serf, Docker, service files, local instances (503 if degraded)
 GET  /v1/catalog/local          this node's healthy instances (what peers fetch)
 GET  /metrics                   Prometheus text format
+GET  /v1/prometheus/targets     every alive member's /metrics, for Prometheus' http_sd_configs
 POST /v1/reconcile              reconcile now                       (Authorization: Bearer <token>)
 POST /v1/services/<name>/restart  restart this node's instances     (Authorization: Bearer <token>)
 POST /v1/services/<name>/drain    withdraw them (?replicas=1,2: only those) from discovery; DELETE
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .config import NAME_RE
 from .connections import BACKLOG, ConnectionLimiter, WaitingConnection
 from .log import log
+from .membership import TAG_API
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -210,6 +212,22 @@ class AgentOperations(Protocol):
         ...
 
 
+def prometheus_targets(catalog: Catalog) -> list[dict[str, Any]]:
+    """Prometheus HTTP service discovery (http_sd_configs): one target per alive member that
+    announces its API port, labelled with its node name, board and CPU (its Serf tags), so a
+    Prometheus pointed at any agent scrapes every board, and a board that joins or leaves is
+    followed without touching Prometheus."""
+    targets = []
+    for member in sorted(catalog.members.values(), key=lambda m: m.name):
+        port = member.tags.get(TAG_API, "")
+        if member.status != "alive" or not port.isdigit():
+            continue
+        host = f"[{member.address}]" if ":" in member.address else member.address
+        labels = {"node": member.name, "board": member.tags.get("board", ""), "arch": member.tags.get("arch", "")}
+        targets.append({"targets": [f"{host}:{port}"], "labels": labels})
+    return targets
+
+
 class API:
     """Routes requests to the agent's operations."""
 
@@ -270,6 +288,8 @@ class API:
             return Reply(200 if report["status"] == "ok" else 503, report)
         if route == ["catalog", "local"]:
             return self._only_get(request) or Reply(200, agent.catalog.local_document())
+        if route == ["prometheus", "targets"]:
+            return self._only_get(request) or Reply(200, prometheus_targets(agent.catalog))
         if route == ["reconcile"]:
             if request.method != "POST":
                 return error(405, "use POST")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from . import __version__
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -54,6 +57,8 @@ class Metrics:
                 label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
                 lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
 
+        metric("pico_build_info", "gauge", "The agent's version and the Python that runs it (always 1).",
+               [({"version": __version__, "python": platform.python_version()}, 1)])
         statuses: dict[str, int] = {s: 0 for s in ("alive", "leaving", "left", "failed")}
         for member in catalog.members.values():
             statuses[member.status] = statuses.get(member.status, 0) + 1
@@ -74,10 +79,13 @@ class Metrics:
                [({"service": s}, n) for s, n in sorted(restarts.items())])
         metric("pico_service_files_invalid", "gauge", "Service files that do not validate (left untouched).",
                [({}, spec_errors)])
-        metric("pico_reconcile_duration_seconds", "summary", "Time of one reconcile pass.",
-               [({"quantile": "1"}, round(self.reconcile_seconds_last, 6))])
+        # A summary without quantiles (its sum and count: rate() of the two is the mean), and the
+        # last pass as a gauge of its own: a quantile="1" sample was not the maximum it claimed.
+        metric("pico_reconcile_duration_seconds", "summary", "Time of the reconcile passes.", [])
         lines.append(f"pico_reconcile_duration_seconds_sum {self.reconcile_seconds_sum:.6f}")
         lines.append(f"pico_reconcile_duration_seconds_count {self.reconcile_count}")
+        metric("pico_reconcile_last_duration_seconds", "gauge", "Time of the last reconcile pass.",
+               [({}, round(self.reconcile_seconds_last, 6))])
         metric("pico_peer_fetch_failures_total", "counter", "Failed fetches of a peer's catalog.",
                [({}, self.peer_fetch_failures)])
         metric("pico_dns_queries_total", "counter", "DNS queries answered.", [({}, self.dns_queries)])
