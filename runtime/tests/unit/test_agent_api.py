@@ -64,3 +64,21 @@ def test_api_routes():
     reply = call(api, "GET", "/v1/services/web").encode()
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: " in reply
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["service"] == "web"
+
+
+def test_prometheus_finds_every_alive_member_through_any_agent():
+    """http_sd_configs' format: a target per alive member announcing its API port, with its node,
+    board and CPU as labels; a member that failed or left, or announces no port, is not one."""
+    from pico_agent.serf import Member
+    agent = StandIn()
+    tags = {"api": "8500", "board": "pizero", "arch": "armv6l"}
+    agent.catalog.update_member(Member("b", "10.99.0.2", 7946, "alive", tags))
+    agent.catalog.update_member(Member("c", "fd00::3", 7946, "alive", {**tags, "board": "pizero2", "arch": "aarch64"}))
+    agent.catalog.update_member(Member("d", "10.99.0.4", 7946, "failed", tags))
+    agent.catalog.update_member(Member("e", "10.99.0.5", 7946, "alive", {"board": "pizero"}))
+    reply = call(API(agent, "s3cret"), "GET", "/v1/prometheus/targets")
+    assert reply.status == 200
+    assert reply.body == [
+        {"targets": ["10.99.0.2:8500"], "labels": {"node": "b", "board": "pizero", "arch": "armv6l"}},
+        {"targets": ["[fd00::3]:8500"], "labels": {"node": "c", "board": "pizero2", "arch": "aarch64"}},
+    ]

@@ -1,5 +1,7 @@
 """The /metrics text: catalog, restarts, local health, the board's temperature and throttling."""
 
+import re
+
 from pico_agent.catalog import Catalog, Instance
 from pico_agent.metrics import Metrics
 
@@ -22,5 +24,8 @@ def test_metrics_text(tmp_path):
     assert 'pico_node_throttled{reason="throttled"} 1' in text
     assert 'pico_node_throttled_since_boot{reason="under_voltage"} 1' in text
     assert "pico_reconcile_duration_seconds_count 1" in text
+    assert "pico_reconcile_last_duration_seconds 0.25" in text
+    assert "quantile" not in text  # a last value is no quantile
+    assert re.search(r'^pico_build_info\{version="[0-9.]+",python="3\.[0-9.]+"\} 1$', text, re.M)
     absent = metrics.render(catalog, [], {}, 0, False, tmp_path / "x", tmp_path / "y")
     assert "temperature" not in absent and "pico_serf_connected 0" in absent
