@@ -47,6 +47,7 @@ class Resolver:
     def __init__(self, catalog: Catalog, domain: str, ttl: int = 0):
         self.catalog = catalog
         self.domain = domain.strip(".").lower()
+        self._domain_labels = self.domain.split(".")
         self.ttl = ttl
         self._failed = Throttled("warning", "dns_query_failed")
         self._cache: dict[tuple[bytes, int | None], list[bytes]] = {}
@@ -60,6 +61,20 @@ class Resolver:
         if len(labels) == 3 and labels[2] == "service" and labels[0].startswith("_") and labels[1] in ("_tcp", "_udp"):
             return self.catalog.instances(labels[0][1:])
         return None
+
+    def _unserved_rcode(self, labels: list[str]) -> int | None:
+        """REFUSED for a name outside the domain, NXDOMAIN for one in it that no instance or node
+        serves, None for a served name. `labels`: the name's labels, in lower case. The one rule
+        of what is served, for the full path and for _not_served."""
+        suffix = self._domain_labels
+        if len(labels) <= len(suffix) or labels[-len(suffix):] != suffix:
+            return RCODE.REFUSED
+        inside = labels[:-len(suffix)]
+        instances = self._instances(inside)
+        if instances or (instances is None and len(inside) == 2 and inside[1] == "node"
+                         and self.catalog.node_address(inside[0]) is not None):
+            return None
+        return RCODE.NXDOMAIN
 
     def answer(self, data: bytes, limit: int | None = None) -> bytes | None:
         """The packed answer to one query, or None for what deserves none (responses, non-DNS).
@@ -124,16 +139,9 @@ class Resolver:
                 return None  # a name dnslib writes out escaped: the full path
             labels.append(label.decode())
             at += 1 + data[at]
-        suffix = self.domain.split(".")
-        if labels[-len(suffix):] != suffix or len(labels) == len(suffix):
-            rcode = RCODE.REFUSED
-        else:
-            inside = labels[: -len(suffix)]
-            instances = self._instances(inside)
-            if instances or (instances is None and len(inside) == 2 and inside[1] == "node"
-                             and self.catalog.node_address(inside[0]) is not None):
-                return None  # served: the full path answers
-            rcode = RCODE.NXDOMAIN
+        rcode = self._unserved_rcode(labels)
+        if rcode is None:
+            return None  # served: the full path answers
         flags = bytes([0x84 | (data[2] & 0x01), (data[3] & 0x70) | rcode])  # QR, AA, the query's RD; Z, AD, CD
         counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00")
         return bytes(data[:2]) + flags + counts + bytes(data[12:question_end]) + opt
@@ -166,19 +174,16 @@ class Resolver:
             reply.header.rcode = RCODE.NOTIMP if request.header.opcode else RCODE.FORMERR
             return reply.pack()
         question = request.q
-        qname = str(question.qname).rstrip(".").lower()
-        suffix = "." + self.domain
-        if not qname.endswith(suffix):
-            reply.header.rcode = RCODE.REFUSED
-            return reply.pack()
-        labels = qname[: -len(suffix)].split(".")
+        labels = str(question.qname).rstrip(".").lower().split(".")
         reply.header.aa = 1
+        rcode = self._unserved_rcode(labels)
+        if rcode is not None:
+            reply.header.rcode = rcode
+            return reply.pack()
+        labels = labels[:-len(self._domain_labels)]
         qtype = question.qtype
         instances = self._instances(labels)
-        if instances is not None:
-            if not instances:
-                reply.header.rcode = RCODE.NXDOMAIN
-                return reply.pack()
+        if instances:
             random.shuffle(instances)  # spread load across instances
             if qtype in (QTYPE.A, QTYPE.ANY):
                 for address in dict.fromkeys(i.address for i in instances):
@@ -195,16 +200,11 @@ class Resolver:
                 for target, address in targets.items():
                     reply.add_ar(RR(target, QTYPE.A, rdata=A(address), ttl=self.ttl))
             return self._fit(reply, limit)
-        if len(labels) == 2 and labels[1] == "node":
-            address = self.catalog.node_address(labels[0])
-            if address is None:
-                reply.header.rcode = RCODE.NXDOMAIN
-            elif qtype in (QTYPE.A, QTYPE.ANY):
-                reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=self.ttl))
-            elif qtype == QTYPE.AAAA and ":" in address:
-                reply.add_answer(RR(question.qname, QTYPE.AAAA, rdata=AAAA(address), ttl=self.ttl))
-            return reply.pack()
-        reply.header.rcode = RCODE.NXDOMAIN
+        address = self.catalog.node_address(labels[0])  # served and no service: a <node>.node name
+        if qtype in (QTYPE.A, QTYPE.ANY):
+            reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=self.ttl))
+        elif qtype == QTYPE.AAAA and ":" in address:
+            reply.add_answer(RR(question.qname, QTYPE.AAAA, rdata=AAAA(address), ttl=self.ttl))
         return reply.pack()
 
     @staticmethod
