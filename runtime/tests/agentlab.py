@@ -174,16 +174,19 @@ class Node:
         self.serf = subprocess.Popen(command, stdout=open(self.root / "serf.log", "ab"), stderr=subprocess.STDOUT)
 
     def start_agent(self, bundle: Path | None = None, open_files: int | None = None,
-                    sockets: list[socket.socket] = ()) -> None:
+                    sockets: list[socket.socket] = (), memory: "MemoryLimit | None" = None) -> None:
         """From the sources, or from the zipapp the agent role installs on nodes. `open_files`: the
         process's descriptor limit (a unit's LimitNOFILE). `sockets`: bound sockets handed over
         the way systemd's socket activation does (descriptors 3, 4, ..., LISTEN_FDS and a
-        LISTEN_PID that is the agent's own: the shell that sets it execs the agent)."""
+        LISTEN_PID that is the agent's own: the shell that sets it execs the agent). `memory`: a
+        cgroup with the unit's MemoryMax the agent runs in from its first page on."""
         env = dict(os.environ, PYTHONPATH=str(SRC))
         command = [str(bundle)] if bundle else ["-m", "pico_agent"]
         passed = range(3, 3 + len(sockets))
 
         def prepare() -> None:
+            if memory:
+                memory.enter()
             if open_files:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
             # Out of the way first, so that placing one cannot overwrite another not yet placed.
@@ -368,6 +371,69 @@ def accept_queue(port: int) -> int:
         if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
             return int(fields[4].split(":")[1], 16)
     raise AssertionError(f"nothing listens on {port}")
+
+
+class MemoryLimit:
+    """A memory cgroup of the process's own with a limit, as systemd's MemoryMax gives a unit: the
+    kernel counts the process's memory (its pages and the page cache it reads) and reclaims, then
+    kills, at the limit. cgroup v2 where the memory controller is there, else v1.
+
+    `enter()` runs in the child between fork and exec (a preexec_fn), so every page the process
+    ever touches is charged here."""
+
+    def __init__(self, name: str, limit: int):
+        self.limit = limit
+        v2 = Path("/sys/fs/cgroup")
+        self.v2 = "memory" in _read(v2 / "cgroup.controllers", "").split()
+        if self.v2:
+            # A child of the root (as root): a group that holds processes cannot hand controllers
+            # on to children of its own, and the root is exempt.
+            parent = v2
+            if "memory" not in _read(v2 / "cgroup.subtree_control", "").split():
+                (v2 / "cgroup.subtree_control").write_text("+memory")
+        else:
+            parent = Path("/sys/fs/cgroup/memory") / _own_cgroup("memory").lstrip("/")
+        self.path = parent / f"{name}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.path.mkdir()
+        (self.path / ("memory.max" if self.v2 else "memory.limit_in_bytes")).write_text(str(limit))
+        if self.v2 and (self.path / "memory.swap.max").exists():
+            (self.path / "memory.swap.max").write_text("0")  # no way around the limit
+
+    def enter(self) -> None:
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    @property
+    def peak(self) -> int:
+        """The highest use in bytes since the process started."""
+        return int(_read(self.path / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes"), "0"))
+
+    @property
+    def oom_kills(self) -> int:
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        fields = dict(line.split() for line in _read(self.path / name, "").splitlines() if line.strip())
+        return int(fields.get("oom_kill", 0))
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass  # a process is still in it; the test that left it says so
+
+
+def _read(path: Path, default: str) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return default
+
+
+def _own_cgroup(controller: str) -> str:
+    """This process's cgroup path in the cgroup v1 hierarchy of `controller`."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    raise RuntimeError(f"no {controller} cgroup in /proc/self/cgroup: the tests need one to hold the agent to its MemoryMax")
 
 
 class RSSPeak:

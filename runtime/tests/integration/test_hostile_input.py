@@ -7,6 +7,7 @@ The agent runs with 1024 open files, the systemd default under which ~1,050 half
 used to end it. The counts here are bounded to keep the suite fast; bench/agent_hardening.py goes
 to 10,000 connections and a 20,000-query DNS burst."""
 
+import http.server
 import json
 import os
 import random
@@ -14,15 +15,18 @@ import re
 import resource
 import signal
 import socket
+import subprocess
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from agentlab import (DOCKER_SOCKET, AgentLab, PortListener, RSSPeak, accept_queue, docker, free_ports, load_demo_image,
-                      parse_metrics, raw_http, wait_for)
+from agentlab import (DOCKER_SOCKET, AgentLab, MemoryLimit, PortListener, accept_queue, docker, free_ports,
+                      load_demo_image, parse_metrics, raw_http, wait_for)
 from dnslib import QTYPE, DNSRecord, EDNS0
+from pico_agent.catalog import served_version
 from pico_agent.serf import SerfClient, SerfError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,10 +35,10 @@ SECRET = "hunter2-do-not-print"
 AGENT_OPEN_FILES = 1024
 
 
-def unit_memory_limit_kib() -> int:
-    """pico_agent_memory_max, the unit's MemoryMax, from the role's defaults."""
+def unit_memory_max() -> int:
+    """pico_agent_memory_max, the unit's MemoryMax, in bytes, from the role's defaults."""
     value = re.search(r"^pico_agent_memory_max:\s*(\d+)M\s*$", ROLE_DEFAULTS.read_text(), re.M).group(1)
-    return int(value) * 1024
+    return int(value) * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +57,16 @@ def target(tmp_path_factory):
     listener = PortListener(ssh_port)
     listener.open()
     node.start_serf(lab.keyring, [])
-    node.start_agent(open_files=AGENT_OPEN_FILES)
+    # The agent runs under its unit's MemoryMax, counted and enforced by the kernel as on a node.
+    node.memory = MemoryLimit("hostile-agent", unit_memory_max())
+    node.keyring = lab.keyring  # hostile peers join its gossip
+    node.start_agent(open_files=AGENT_OPEN_FILES, memory=node.memory)
     wait_for(lambda: sorted(i["service"] for i in node.instances("demo") + node.instances("ssh")) == ["demo", "ssh"],
              60, what="demo and ssh published")
     node.demo_container = container_id(node)
     yield node
     lab.stop()
+    node.memory.remove()
     listener.close()
     for cid in docker("ps", "-aq", "--filter", f"label=pico.node={node.name}").split():
         docker("rm", "-f", cid)
@@ -80,18 +88,25 @@ def health_within_a_second(node):
         return None, repr(err)
 
 
-def assert_unharmed(node, peak_kib=0):
-    """The agent lives, answers in time, is under its memory limit, and the good services run."""
-    assert node.agent.poll() is None, "the agent exited"
+def assert_unharmed(node):
+    """The agent lives, answers in time, never came near its unit's MemoryMax (the kernel's count of
+    everything it used since it started, in its own cgroup), and the good services run."""
+    memory = node.memory
+    assert node.agent.poll() is None, f"the agent exited: {memory_report(node)}"
     status, body = health_within_a_second(node)
     assert status in (200, 503), f"/v1/health did not answer within 1 s: {body}"
-    limit = unit_memory_limit_kib()
-    assert max(peak_kib, node.rss_kib()) < limit, f"RSS peak {max(peak_kib, node.rss_kib())} KiB >= {limit} KiB"
+    assert memory.peak < memory.limit and memory.oom_kills == 0, memory_report(node)
     assert container_id(node) == node.demo_container, "the demo container was replaced"
     assert sorted(i["service"] for i in node.instances("demo") + node.instances("ssh")) == ["demo", "ssh"]
     log = (node.root / "agent.log").read_text()
     assert "Traceback" not in log and SECRET not in log
     return status, body
+
+
+def memory_report(node) -> str:
+    memory = node.memory
+    return (f"the agent used at most {memory.peak / 2**20:.1f} MiB of its unit's MemoryMax of "
+            f"{memory.limit >> 20} MiB, and was killed there {memory.oom_kills} times")
 
 
 def open_half_open(port: int, count: int) -> list[socket.socket]:
@@ -130,20 +145,19 @@ def test_3000_half_open_connections_do_not_end_it_or_bloat_it(target):
     """While the flood's connections are held open the agent answers within a second. (During the
     burst itself a new client can wait ~1 s: the kernel drops SYNs while the accept queue is full,
     and the client resends after its 1 s timeout. bench/agent_hardening.py reports that wait.)"""
-    with RSSPeak(target) as rss:
-        with flood(target.http_port, 3000):
-            wait_for(lambda: accept_queue(target.http_port) == 0, 10, what="the burst accepted")
-            answers = [health_within_a_second(target)[0] for _ in range(5)]
-            assert answers == [200] * 5, answers
-            with flood(target.dns_port, 1500):  # DNS over TCP shares the cap
-                wait_for(lambda: accept_queue(target.dns_port) == 0, 10, what="the DNS burst accepted")
-                assert health_within_a_second(target)[0] == 200
-                assert tcp_dns(target.dns_port, DNSRecord.question("demo.service.pico")).rr
-                metrics = parse_metrics(target.get("/metrics")[1])
-        # The cap held: a third of the HTTP flood sent whole (refused) requests, the rest waited.
-        assert metrics["pico_connections_waiting"][""] <= 256
-        assert metrics["pico_connections_evicted_total"][""] >= 2000 + 1500 - 2 * 256
-    assert_unharmed(target, rss.peak)
+    with flood(target.http_port, 3000):
+        wait_for(lambda: accept_queue(target.http_port) == 0, 10, what="the burst accepted")
+        answers = [health_within_a_second(target)[0] for _ in range(5)]
+        assert answers == [200] * 5, answers
+        with flood(target.dns_port, 1500):  # DNS over TCP shares the cap
+            wait_for(lambda: accept_queue(target.dns_port) == 0, 10, what="the DNS burst accepted")
+            assert health_within_a_second(target)[0] == 200
+            assert tcp_dns(target.dns_port, DNSRecord.question("demo.service.pico")).rr
+            metrics = parse_metrics(target.get("/metrics")[1])
+    # The cap held: a third of the HTTP flood sent whole (refused) requests, the rest waited.
+    assert metrics["pico_connections_waiting"][""] <= 256
+    assert metrics["pico_connections_evicted_total"][""] >= 2000 + 1500 - 2 * 256
+    assert_unharmed(target)
 
 
 def fuzzed(valid: bytes, count: int, seed: int):
@@ -183,12 +197,11 @@ def test_random_and_crafted_http_requests(target):
     head = raw_http(target.http_port, b"HEAD /v1/health HTTP/1.1\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")  # headers, no body
     valid = b"GET /v1/services/demo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\r\n"
-    with RSSPeak(target) as rss:
-        for data in fuzzed(valid, 400, seed=42):
-            answer = raw_http(target.http_port, data)
-            status = int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else None
-            assert status is not None and status != 500, (data, answer[:100])
-    assert_unharmed(target, rss.peak)
+    for data in fuzzed(valid, 400, seed=42):
+        answer = raw_http(target.http_port, data)
+        status = int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else None
+        assert status is not None and status != 500, (data, answer[:100])
+    assert_unharmed(target)
 
 
 def udp_exchange(port: int, data: bytes, timeout: float = 0.3) -> bytes | None:
@@ -209,10 +222,10 @@ def test_random_and_crafted_dns_packets(target):
     assert udp_exchange(target.dns_port, answer) is None
     srv = DNSRecord.question("_demo._tcp.service.pico", "SRV")
     srv.add_ar(EDNS0(udp_len=65000))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, RSSPeak(target) as rss:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for packet in fuzzed(bytes(srv.pack()), 3000, seed=7):
             sock.sendto(packet, ("127.0.0.1", target.dns_port))
-    assert_unharmed(target, rss.peak)
+    assert_unharmed(target)
     assert target.resolve("demo.service.pico") == ["127.0.0.1"]
     # Unreadable packets are logged as a count now and then, not as a line (or a traceback) each.
     assert (target.root / "agent.log").read_text().count("dns_query_failed") < 10
@@ -234,6 +247,181 @@ def test_dns_over_tcp_on_the_same_port(target):
     assert [rr.rtype for rr in answer.rr] == [QTYPE.SRV] and not answer.header.tc
 
 
+class Pages:
+    """HTTP servers on 127.0.0.1, one port each, that answer every request with a page of the
+    given size: what a service's health check may be pointed at."""
+
+    def __init__(self, sizes: list[int]):
+        self.servers = []
+        for size in sizes:
+            page = b"x" * size
+
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self, page=page):  # noqa: N802 (the stdlib's name)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    try:
+                        self.wfile.write(page)
+                    except OSError:
+                        pass  # the check hung up once it had the status line
+
+                def log_message(self, *args):
+                    pass
+
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+        self.ports = [server.server_address[1] for server in self.servers]
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+class HostilePeer:
+    """A member that joins the agent's gossip with a real Serf, announcing `version` as its
+    catalog's, and serves `body` on its API port: a peer gone bad, or one with a large honest
+    catalog. `requests` counts the catalog fetches it answered. Leaves the cluster on close."""
+
+    def __init__(self, target, body: bytes, version: str):
+        self.body, self.requests = body, 0
+        peer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the stdlib's name)
+                peer.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(peer.body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(peer.body)
+                except OSError:
+                    pass  # refused before it was all read: the point
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        gossip, rpc = free_ports(2)
+        self.log = target.root / "hostile-peer-serf.log"
+        self.serf = subprocess.Popen(
+            ["serf", "agent", "-node=hostile-peer", f"-bind=127.0.0.1:{gossip}", f"-rpc-addr=127.0.0.1:{rpc}",
+             f"-keyring-file={target.keyring}", "-tag", f"api={self.server.server_address[1]}", "-tag",
+             f"cv={version}", f"-join={target.gossip_address}", "-log-level=warn"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.serf.send_signal(signal.SIGINT)  # Serf leaves the cluster on an interrupt
+        try:
+            self.serf.wait(15)
+        except subprocess.TimeoutExpired:
+            self.serf.kill()
+            self.serf.wait()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def logged(node, name: str) -> list[dict]:
+    """The agent's log events called `name`."""
+    events = []
+    for line in (node.root / "agent.log").read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == name:
+            events.append(event)
+    return events
+
+
+def catalog_of(instances: list[dict]) -> tuple[bytes, str]:
+    """A /v1/catalog/local answer and the version a member announces for it."""
+    version = served_version(instances)
+    return json.dumps({"version": version, "instances": instances}).encode(), version
+
+
+def test_a_peers_oversized_catalog_is_refused_before_it_is_read_whole(target):
+    """A peer serving 8 MiB of `{},` as its catalog took the fetching agent to 241 MB and was asked
+    again at the next pass: refused at 1 MiB now, asked again only after a growing wait."""
+    body = b'{"version": "v-bad", "instances": [' + b"{}," * (8 * 1024 * 1024 // 3) + b"{}]}"
+    with HostilePeer(target, body, "v-bad") as peer:
+        wait_for(lambda: peer.requests >= 1, 30, what="the agent asked the peer for its catalog")
+        time.sleep(4)
+        assert 1 <= peer.requests <= 4, f"{peer.requests} fetches in 4 s"
+        assert_unharmed(target)
+    assert any("1048576" in event.get("error", "") for event in logged(target, "peer_fetch_failed")), \
+        "the agent did not say why it refused the peer's catalog"
+
+
+def test_dns_over_tcp_answers_nobody_reads_stay_bounded(target):
+    """255 clients each pipeline 100 SRV queries for a service with 120 instances (about 8 KB an
+    answer) and never read: 200 MB of answers, were they all kept. They once took an agent from
+    22 to 97 MB, and it stayed there after the clients left."""
+    instances = [{"service": "web", "node": "hostile-peer", "address": "127.0.0.1", "port": 20000 + index,
+                  "id": f"hostile-peer/web-{index}", "tags": ["pico.spec:abc"]} for index in range(1000)]
+    body, version = catalog_of(instances)
+    with HostilePeer(target, body, version):
+        wait_for(lambda: len(target.instances("web")) == 1000, 30, what="the peer's 1,000 instances published")
+        query = DNSRecord.question("_web._tcp.service.pico", "SRV").pack()
+        batch = (len(query).to_bytes(2, "big") + query) * 100
+        clients = []
+        try:
+            for _ in range(255):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel keeps little for it
+                sock.connect(("127.0.0.1", target.dns_port))
+                sock.setblocking(False)
+                try_send(sock, batch)
+                clients.append(sock)
+
+            counts = []
+
+            def answered_what_it_will():  # the count of answers stopped rising
+                status, text = target.get("/metrics")
+                counts.append(parse_metrics(text)["pico_dns_queries_total"][""] if status == 200 else None)
+                return len(counts) > 1 and counts[-1] is not None and counts[-1] == counts[-2]
+
+            wait_for(answered_what_it_will, 30, interval=1, what="the agent done answering",
+                     explain=lambda: memory_report(target))
+            assert_unharmed(target)
+        finally:
+            for sock in clients:
+                sock.close()
+    assert_unharmed(target)
+    assert tcp_dns(target.dns_port, DNSRecord.question("demo.service.pico")).rr
+
+
+def test_http_checks_of_large_pages_read_the_status_never_the_page(target):
+    """16 services whose check path serves a 7 MiB page took the agent from 24 to 163 MB, and a
+    9 MiB page (a large index on `path: /`) failed a healthy service again and again."""
+    pages = Pages([7 * 1024 * 1024] * 15 + [9 * 1024 * 1024])
+    names = [f"page{index}" for index in range(len(pages.ports))]
+    try:
+        for name, port in zip(names, pages.ports):
+            target.add_service({"name": name, "port": port,
+                                "health": {"type": "http", "path": "/", "interval": 1, "timeout": 1, "retries": 1}})
+        wait_for(lambda: all(target.instances(name) for name in names), 30, what="the 16 services healthy")
+        time.sleep(4)  # four more rounds of checks, every one of them passing
+        assert all(target.instances(name) for name in names)
+        went_unhealthy = [event for event in logged(target, "health_changed")
+                          if event.get("service") in names and event.get("level") == "warning"]
+        assert not went_unhealthy, went_unhealthy
+        assert_unharmed(target)
+    finally:
+        for name in names:
+            target.remove_service(name)
+        pages.close()
+
+
 def test_bad_local_files_are_reported_and_nothing_else_changes(target):
     services = target.services_dir
     os.mkfifo(services / "fifo.json")
@@ -247,15 +435,14 @@ def test_bad_local_files_are_reported_and_nothing_else_changes(target):
     (services / "dir.json").mkdir()
     bad = {"fifo", "zero", "huge", "nested", "nan", "secret", "dir"}
     try:
-        with RSSPeak(target) as rss:
-            def all_reported():
-                status, body = health_within_a_second(target)
-                assert status is not None, f"/v1/health did not answer within 1 s: {body}"
-                reported = {p.split(":")[0].removeprefix("service file ") for p in body["problems"]}
-                return status == 503 and bad <= reported and body
-            body = wait_for(all_reported, 20, what="every bad file reported")
+        def all_reported():
+            status, body = health_within_a_second(target)
+            assert status is not None, f"/v1/health did not answer within 1 s: {body}"
+            reported = {p.split(":")[0].removeprefix("service file ") for p in body["problems"]}
+            return status == 503 and bad <= reported and body
+        body = wait_for(all_reported, 20, what="every bad file reported")
         assert SECRET not in json.dumps(body)
-        status, _ = assert_unharmed(target, rss.peak)
+        status, _ = assert_unharmed(target)
         assert target.get("/metrics")[0] == 200
     finally:
         for name in bad:
@@ -269,7 +456,7 @@ def test_a_state_file_of_the_wrong_shape_does_not_stop_it_starting(target, conte
     assert target.stop_agent() == 0
     state = target.root / "state" / "state.json"
     state.write_text(content)
-    target.start_agent(open_files=AGENT_OPEN_FILES)
+    target.start_agent(open_files=AGENT_OPEN_FILES, memory=target.memory)
     try:
         def reported():
             status, body = health_within_a_second(target)
