@@ -126,8 +126,28 @@ make_venv() {
   echo "$want" >"$stamp"
 }
 
+# promtool checks and exercises the Prometheus rules the collection ships (tests/unit/
+# test_monitoring.py). It is taken out of Debian's prometheus package rather than installed with
+# it: the package would also start a Prometheus server on this machine.
+install_promtool() {
+  [ -x "$VENV/bin/promtool" ] && return 0
+  local dir
+  dir=$(mktemp -d)
+  say "putting Debian's promtool into $VENV/bin"
+  if ! (cd "$dir" && apt-get download prometheus) >"$dir/download.log" 2>&1; then
+    apt-get update -qq || die "apt-get update failed: check the Debian mirror in /etc/apt/sources.list*"
+    (cd "$dir" && apt-get download prometheus) >"$dir/download.log" 2>&1 \
+      || die "apt-get download prometheus failed: $(tail -n 1 "$dir/download.log")"
+  fi
+  dpkg-deb --fsys-tarfile "$dir"/prometheus_*.deb | tar -x -C "$dir" ./usr/bin/promtool \
+    || die "no usr/bin/promtool in Debian's prometheus package"
+  install -m 0755 "$dir/usr/bin/promtool" "$VENV/bin/promtool"
+  rm -rf "$dir"
+}
+
 install_debian_packages
 install_qemu
 start_dockerd
 register_binfmt
 make_venv
+install_promtool

@@ -66,9 +66,10 @@ def test_api_routes():
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["service"] == "web"
 
 
-def test_prometheus_finds_every_alive_member_through_any_agent():
-    """http_sd_configs' format: a target per alive member announcing its API port, with its node,
-    board and CPU as labels; a member that failed or left, or announces no port, is not one."""
+def test_prometheus_finds_every_member_through_any_agent_and_keeps_a_failed_one():
+    """http_sd_configs' format: a target per member announcing its API port, with its node, board
+    and CPU as labels. A failed member stays one (Prometheus' `up` for it goes to 0); one that left
+    on purpose, or announces no port, is not one."""
     from pico_agent.serf import Member
     agent = StandIn()
     tags = {"api": "8500", "board": "pizero", "arch": "armv6l"}
@@ -76,9 +77,11 @@ def test_prometheus_finds_every_alive_member_through_any_agent():
     agent.catalog.update_member(Member("c", "fd00::3", 7946, "alive", {**tags, "board": "pizero2", "arch": "aarch64"}))
     agent.catalog.update_member(Member("d", "10.99.0.4", 7946, "failed", tags))
     agent.catalog.update_member(Member("e", "10.99.0.5", 7946, "alive", {"board": "pizero"}))
+    agent.catalog.update_member(Member("f", "10.99.0.6", 7946, "left", tags))
     reply = call(API(agent, "s3cret"), "GET", "/v1/prometheus/targets")
     assert reply.status == 200
     assert reply.body == [
         {"targets": ["10.99.0.2:8500"], "labels": {"node": "b", "board": "pizero", "arch": "armv6l"}},
         {"targets": ["[fd00::3]:8500"], "labels": {"node": "c", "board": "pizero2", "arch": "aarch64"}},
+        {"targets": ["10.99.0.4:8500"], "labels": {"node": "d", "board": "pizero", "arch": "armv6l"}},
     ]

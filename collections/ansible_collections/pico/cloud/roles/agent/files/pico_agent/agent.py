@@ -147,7 +147,7 @@ class Agent:
         self.metrics.failover_waiting = len(self.failover.waiting)
         self.metrics.failover_uncovered = len(self.failover.uncovered)
         return self.metrics.render(self.catalog, self.supervisor.status(), self.supervisor.restarts,
-                                   len(self.supervisor.desired.errors), self.membership.connected)
+                                   len(self.supervisor.desired.errors), self.membership.connected, self.plan.plan)
 
     def health_report(self) -> dict[str, Any]:
         problems = []

@@ -6,7 +6,7 @@ GET  /v1/members                Serf members, their status and since when (where
 GET  /v1/health                 this agent: Serf, Docker, service files, local instances (503 if degraded)
 GET  /v1/catalog/local          this node's healthy instances (what peers fetch)
 GET  /metrics                   Prometheus text format
-GET  /v1/prometheus/targets     every alive member's /metrics, for Prometheus' http_sd_configs
+GET  /v1/prometheus/targets     every member's /metrics (failed ones too), for Prometheus' http_sd_configs
 POST /v1/reconcile              reconcile now                       (Authorization: Bearer <token>)
 POST /v1/services/<name>/restart  restart this node's instances     (Authorization: Bearer <token>)
 POST /v1/services/<name>/drain    withdraw them (?replicas=1,2: only those) from discovery; DELETE
@@ -213,14 +213,15 @@ class AgentOperations(Protocol):
 
 
 def prometheus_targets(catalog: Catalog) -> list[dict[str, Any]]:
-    """Prometheus HTTP service discovery (http_sd_configs): one target per alive member that
-    announces its API port, labelled with its node name, board and CPU (its Serf tags), so a
-    Prometheus pointed at any agent scrapes every board, and a board that joins or leaves is
-    followed without touching Prometheus."""
+    """Prometheus HTTP service discovery (http_sd_configs): one target per member that announces
+    its API port, labelled with its node name, board and CPU (its Serf tags), so a Prometheus
+    pointed at any agent scrapes every board, and a board that joins is followed without touching
+    Prometheus. A failed member stays a target (its `up` goes to 0: a board down shows and can
+    alert); one that left on purpose (drained, powered down by energy.yml) is no longer one."""
     targets = []
     for member in sorted(catalog.members.values(), key=lambda m: m.name):
         port = member.tags.get(TAG_API, "")
-        if member.status != "alive" or not port.isdigit():
+        if member.status not in ("alive", "failed") or not port.isdigit():
             continue
         host = f"[{member.address}]" if ":" in member.address else member.address
         labels = {"node": member.name, "board": member.tags.get("board", ""), "arch": member.tags.get("arch", "")}

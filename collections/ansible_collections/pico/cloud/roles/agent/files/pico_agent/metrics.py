@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
+    from ._plan_document import Plan
     from .catalog import Catalog
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -47,7 +48,8 @@ class Metrics:
         self.reconcile_seconds_last = seconds
 
     def render(self, catalog: Catalog, local_status: list[dict], restarts: dict[str, int],
-               spec_errors: int, serf_connected: bool, thermal: Path = THERMAL, throttled: Path = THROTTLED) -> str:
+               spec_errors: int, serf_connected: bool, plan: Plan | None = None,
+               thermal: Path = THERMAL, throttled: Path = THROTTLED) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
@@ -69,6 +71,14 @@ class Metrics:
                [({}, len(catalog.services()))])
         metric("pico_service_instances", "gauge", "Healthy instances per service in the cluster.",
                [({"service": name}, n) for name, n in catalog.services().items()])
+        # What the plan asks for, beside what runs: every agent holds the plan, so any one board
+        # scraped tells "healthy vs desired" (a service with no healthy instance has no sample
+        # above, but has one here).
+        metric("pico_service_desired", "gauge", "Replicas per service in the plan this node holds.",
+               [({"service": name}, len(service.slots)) for name, service in sorted(plan.services.items())]
+               if plan else [])
+        metric("pico_plan_generation", "gauge", "Generation of the plan this node holds (0: none).",
+               [({}, plan.generation if plan else 0)])
         local: dict[tuple[str, str], int] = {}
         for status in local_status:
             key = (status["service"], status["health"])
