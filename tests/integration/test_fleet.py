@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tests.integration.fleet_lab import BOARDS, agent, container, on_board, powered, run, run_pausing, service
+from tests.integration.fleet_lab import (BOARDS, agent, container, instances, on_board, powered, run, run_pausing,
+                                         service)
 from tests.integration.lab_access import PauseWhen
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
@@ -90,15 +91,21 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     assert on_board("native-4", "cat", "/etc/timezone").strip() == "Europe/Paris"
 
 
-def test_status_and_the_power_report_name_a_board_away_and_what_it_holds(fleet):
+def test_status_the_power_report_and_logs_name_a_board_away_and_what_it_holds(fleet):
     """native-3 is frozen: status.yml still lists every board of the inventory, native-3 as
     unreachable with its gossip state and the replicas the plan gives it, the powered-down ones
-    with since when; the power report counts the others. Both exit 4 and name it."""
-    held = sorted(json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))["nodes"]["native-3"]["replicas"])
+    with since when; the power report counts the others. Once a survivor runs native-3's replica,
+    logs.yml shows that copy's lines beside the others'. All three exit 4 and name it."""
+    plan = json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))
+    held = sorted(plan["nodes"]["native-3"]["replicas"])
+    name, slots = next((name, s["slots"]) for name, s in sorted(plan["services"].items()) if "native-3" in s["slots"])
     subprocess.run(["docker", "pause", container("native-3")], check=True, capture_output=True)
     try:
         status = run(fleet, "playbooks/status.yml", PLACED)
         report = run(fleet, "playbooks/power-report.yml", PLACED)
+        wait_for(lambda: any(tag.startswith("pico.failover:native-3:") for i in instances(name, "native-1") for tag in i["tags"]),
+                 90, f"native-3's replica of {name} run by a survivor")
+        logs = run(fleet, "playbooks/logs.yml", PLACED, "-e", f"service={name}", "-e", "lines=3")
     finally:
         unpause("native-3")
     reached = ["native-1", "native-2", "native-4", *OFF]
@@ -112,6 +119,13 @@ def test_status_and_the_power_report_name_a_board_away_and_what_it_holds(fleet):
     expect_away(report, reached, ["native-3"], changed=False)
     # (YAML output doubles the apostrophe of "cluster's")
     assert re.search(r"Not reached: native-3 .*its draw is not in the cluster", report.text), report.tail()
+    expect_away(logs, reached, ["native-3"], changed=False)
+    slot = slots.index("native-3")
+    assert re.search(rf"^\s*== {name} for native-3 slot {slot} on native-\d \(running, container "
+                     rf"pico-{name}-for-native-3-{slot}\) ==$", logs.stdout, re.M), logs.tail()
+    for board in sorted(set(slots) - {"native-3", None}):
+        assert re.search(rf"^\s*== {name} replica \d+ on {board} \(running, ", logs.stdout, re.M), logs.tail()
+    assert re.search(r"Not reached: native-3 .*the logs of its instances are not above", logs.text), logs.tail()
 
 
 def on_board_ok(board, *cmd):

@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "collections/ansible_collections/pico/cloud"
 BUILD_BUNDLE = COLLECTION / "roles/agent/files/build_bundle.py"
-PLAYBOOKS = ["site", "deploy", "drain", "energy", "status", "power_report", "rotate_wireguard_keys"]
+PLAYBOOKS = ["site", "deploy", "drain", "energy", "status", "power_report", "rotate_wireguard_keys", "logs"]
 GALAXY = str(Path(sys.executable).with_name("ansible-galaxy"))
 
 

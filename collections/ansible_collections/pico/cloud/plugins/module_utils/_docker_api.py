@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import json
 import socket
+import struct
 
 try:
     from http.client import HTTPConnection
@@ -56,8 +57,9 @@ class DockerAPI(object):
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def request(self, method, path, query=None, body=None, headers=None):
-        """Return (status, body bytes). body may be bytes or a file object (sent as it is read)."""
+    def request(self, method, path, query=None, body=None, headers=None, max_body=None):
+        """Return (status, body bytes). body may be bytes or a file object (sent as it is read).
+        With max_body, an answer longer than that raises DockerAPIError, read no further."""
         url = "/%s%s" % (API_VERSION, path)
         if query:
             url += "?" + urlencode(query)
@@ -65,7 +67,12 @@ class DockerAPI(object):
         try:
             conn.request(method, url, body=body, headers=headers or {})
             response = conn.getresponse()
-            return response.status, response.read()
+            if max_body is None:
+                return response.status, response.read()
+            data = response.read(max_body + 1)
+            if len(data) > max_body:
+                raise DockerAPIError("%s %s: the answer passes %d bytes" % (method, path, max_body))
+            return response.status, data
         except (OSError, socket.timeout) as exc:
             raise DockerAPIError("cannot reach the container API at %s: %s (is the container_runtime role "
                                  "applied and its socket active?)" % (self.socket_path, exc))
@@ -111,6 +118,35 @@ class DockerAPI(object):
 
     def remove_image(self, name):
         return self.call("DELETE", "/images/%s" % quote(name, safe="/:@"))
+
+    def containers_labelled(self, *labels):
+        """Containers (running or not) with every label given (`key` or `key=value`)."""
+        return self.call("GET", "/containers/json",
+                         query={"all": "1", "filters": json.dumps({"label": list(labels)})}) or []
+
+    def logs(self, container, lines, max_bytes):
+        """The last `lines` lines a container wrote on stdout and stderr, each with the engine's
+        timestamp first, oldest first. More than max_bytes of them raises DockerAPIError."""
+        path = "/containers/%s/logs" % quote(container, safe="")
+        status, data = self.request("GET", path, query={"stdout": "1", "stderr": "1", "timestamps": "1",
+                                                        "tail": str(lines)}, max_body=max_bytes)
+        if status >= 400:
+            raise DockerAPIError("GET %s: %s" % (path, _message(data) or "HTTP %d" % status), status)
+        return demultiplexed(data).decode("utf-8", "replace").splitlines()
+
+
+def demultiplexed(data):
+    """A container's output as the API sends it for a container without a terminal: frames of
+    an 8-byte header (stream 0-2, three zero bytes, the payload's length) and the payload. A
+    container with a terminal sends its output as it is."""
+    if len(data) < 8 or data[0:1] not in (b"\x00", b"\x01", b"\x02") or data[1:4] != b"\x00\x00\x00":
+        return data
+    out, at = [], 0
+    while at + 8 <= len(data):
+        size = struct.unpack(">I", data[at + 4:at + 8])[0]
+        out.append(data[at + 8:at + 8 + size])
+        at += 8 + size
+    return b"".join(out)
 
 
 def _parse(data):
