@@ -7,8 +7,9 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="${PICO_VENV:-$REPO_ROOT/.venv}"
 # serf: the runtime agent's tests start real Serf agents on loopback. crun: emulated lab boards run
-# their containers with this machine's own crun (lab/images.py).
-DEB_PACKAGES=(docker.io debootstrap python3-venv openssh-client iproute2 wireguard-tools serf crun)
+# their containers with this machine's own crun (lab/images.py). chromium: the agents' status page
+# is tested in a real headless browser.
+DEB_PACKAGES=(docker.io debootstrap python3-venv openssh-client iproute2 wireguard-tools serf crun chromium)
 # qemu-user from bookworm-backports (10.x): bookworm's 7.2 deadlocks now and then when a
 # multi-threaded program forks (Podman's API service hung at start in 3 of 25 tries; 10.0: 0 of 25).
 QEMU_MIN_VERSION=10

@@ -3,7 +3,14 @@ what a fleet that is never all up does: boards powered down on purpose (test_ene
 that freeze or drop off the network during a run (test_fleet.py). The fixture that brings it up
 is `fleet_lab` in conftest.py; the energy tests run first and leave two boards powered down."""
 import json
+import shlex
+import socket
 import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
 
 from tests.integration.lab_access import playbook, playbook_pausing
 
@@ -66,3 +73,32 @@ def agent(board, path):
 
 def instances(service_name, board=CLIENT):
     return agent(board, f"/v1/services/{service_name}")["instances"]
+
+
+@contextmanager
+def tunnel_to_agent(inventory, board, agent_port=8500):
+    """The board's agent API on a port of this machine, through SSH, the way the README opens a
+    board's status page: yields its URL."""
+    nodes = yaml.safe_load(Path(inventory).read_text())["all"]["children"]["pico_nodes"]
+    host = next(group["hosts"][board] for group in nodes["children"].values() if board in (group.get("hosts") or {}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    ssh = subprocess.Popen(["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                            *shlex.split(nodes["vars"]["ansible_ssh_common_args"]),
+                            "-i", nodes["vars"]["ansible_ssh_private_key_file"],
+                            "-L", f"127.0.0.1:{local}:127.0.0.1:{agent_port}", f"root@{host['ansible_host']}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", local), timeout=1).close()
+                break
+            except OSError:
+                assert ssh.poll() is None and time.monotonic() < deadline, f"no SSH tunnel to {board}"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{local}/"
+    finally:
+        ssh.terminate()
+        ssh.wait(10)

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
+from browser import page_text, screenshot
 from tests.integration.fleet_lab import (BOARDS, agent, container, instances, on_board, powered, run, run_pausing,
-                                         service)
+                                         service, tunnel_to_agent)
 from tests.integration.lab_access import PauseWhen
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
@@ -91,11 +92,13 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     assert on_board("native-4", "cat", "/etc/timezone").strip() == "Europe/Paris"
 
 
-def test_status_the_power_report_and_logs_name_a_board_away_and_what_it_holds(fleet):
+def test_status_the_power_report_logs_and_the_status_page_name_a_board_away(fleet, tmp_path):
     """native-3 is frozen: status.yml still lists every board of the inventory, native-3 as
     unreachable with its gossip state and the replicas the plan gives it, the powered-down ones
     with since when; the power report counts the others. Once a survivor runs native-3's replica,
-    logs.yml shows that copy's lines beside the others'. All three exit 4 and name it."""
+    logs.yml shows that copy's lines beside the others', and the status page of a board that stayed
+    up (a real browser, through an SSH tunnel) shows native-3 failed and its takeover, with a
+    screenshot left in the test's directory. The playbooks exit 4 and name it."""
     plan = json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))
     held = sorted(plan["nodes"]["native-3"]["replicas"])
     name, slots = next((name, s["slots"]) for name, s in sorted(plan["services"].items()) if "native-3" in s["slots"])
@@ -106,6 +109,10 @@ def test_status_the_power_report_and_logs_name_a_board_away_and_what_it_holds(fl
         wait_for(lambda: any(tag.startswith("pico.failover:native-3:") for i in instances(name, "native-1") for tag in i["tags"]),
                  90, f"native-3's replica of {name} run by a survivor")
         logs = run(fleet, "playbooks/logs.yml", PLACED, "-e", f"service={name}", "-e", "lines=3")
+        # The status page of a board that stayed up, in a real browser through an SSH tunnel.
+        with tunnel_to_agent(fleet, "native-1") as url:
+            page = page_text(url, tmp_path / "chromium")
+            screenshot(url, tmp_path / "chromium", tmp_path / "status-page-native-3-away.png")
     finally:
         unpause("native-3")
     reached = ["native-1", "native-2", "native-4", *OFF]
@@ -126,6 +133,12 @@ def test_status_the_power_report_and_logs_name_a_board_away_and_what_it_holds(fl
     for board in sorted(set(slots) - {"native-3", None}):
         assert re.search(rf"^\s*== {name} replica \d+ on {board} \(running, ", logs.stdout, re.M), logs.tail()
     assert re.search(r"Not reached: native-3 .*the logs of its instances are not above", logs.text), logs.tail()
+    assert re.search(r"^native-3 failed ", page, re.M), page
+    assert re.search(rf"^{name} \d+ / {len(slots)} .*\(for native-3 slot {slot}\)", page, re.M), page
+    for board in ("native-1", "native-2", "native-4"):
+        assert re.search(rf"^{board} alive ", page, re.M), page
+    for board in OFF:
+        assert re.search(rf"^{board} powered down \d{{4}}-\d\d-\d\d ", page, re.M), page
 
 
 def on_board_ok(board, *cmd):

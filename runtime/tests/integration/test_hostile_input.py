@@ -422,6 +422,20 @@ def test_http_checks_of_large_pages_read_the_status_never_the_page(target):
         pages.close()
 
 
+def test_serving_the_status_page_costs_under_a_megabyte(target):
+    """The page is one constant string and its data (GET /v1/status) is drawn from what the agent
+    holds anyway, with a bounded list of recent events: 200 loads grow the agent by under 1 MB."""
+    for path in (b"/", b"/v1/status"):  # the first of each builds what the later ones reuse
+        raw_http(target.http_port, b"GET " + path + b" HTTP/1.1\r\n\r\n")
+    before = target.rss_kib()
+    for _ in range(100):
+        assert raw_http(target.http_port, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+        status = raw_http(target.http_port, b"GET /v1/status HTTP/1.1\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 200 ") and b'"demo"' in status
+    assert target.rss_kib() - before < 1024, f"{target.rss_kib() - before} KiB more after 200 loads"
+    assert_unharmed(target)
+
+
 def test_bad_local_files_are_reported_and_nothing_else_changes(target):
     services = target.services_dir
     os.mkfifo(services / "fifo.json")

@@ -20,7 +20,7 @@ __metaclass__ = type
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Relative: the agent carries this file and _service_spec.py side by side (pico_agent/).
@@ -149,6 +149,8 @@ class Plan:
     cluster: str
     services: dict[str, ServicePlan]
     nodes: dict[str, NodeRoom]
+    # Boards energy.yml powered down on purpose, and since when (Unix seconds; None if unknown).
+    powered_off: dict[str, int | None] = field(default_factory=dict)
 
 
 def _number(value: Any, what: str, kind=(int, float), top: int = 2**53) -> Any:
@@ -207,4 +209,7 @@ def parse_plan(data: Any) -> Plan:
         services[name] = ServicePlan(tuple(slots), tuple(candidates),
                                      _number(requests.get("memory", 0), f"services.{name} memory", int),
                                      float(_number(requests.get("cpu", 0), f"services.{name} cpu")), checked)
-    return Plan(generation, cluster, services, nodes)
+    raw_off = data.get("powered_off") or {}
+    powered_off = {name: entry.get("since") if isinstance(entry, dict) and isinstance(entry.get("since"), int) else None
+                   for name, entry in (raw_off.items() if isinstance(raw_off, dict) else ()) if isinstance(name, str)}
+    return Plan(generation, cluster, services, nodes, powered_off)

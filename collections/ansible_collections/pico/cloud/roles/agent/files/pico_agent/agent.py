@@ -22,10 +22,11 @@ from .dns import DNSProtocol, Resolver, serve_dns_tcp
 from .docker import DockerClient
 from .failover import Failover, PlanSource
 from .files import FileProblem, read_small_file, write_atomically
-from .log import Throttled, log
+from .log import Throttled, log, recent
 from .membership import Membership
 from .metrics import Metrics
 from .state import StateFile
+from .status_page import cluster_status
 from .supervisor import Supervisor
 
 SHUTDOWN_BOUND = 15.0
@@ -170,6 +171,9 @@ class Agent:
             "serf_connected": self.membership.connected, "instances": self.supervisor.status(),
             "failover": self.failover.status(),
         }
+
+    def cluster_status(self) -> dict[str, Any]:
+        return cluster_status(self.config.node_name, self.catalog, self.plan.plan, self.failover.status(), list(recent))
 
     async def request_reconcile(self) -> Reply:
         self.supervisor.look_at_docker()

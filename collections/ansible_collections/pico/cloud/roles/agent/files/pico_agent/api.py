@@ -6,6 +6,8 @@ GET  /v1/members                Serf members, their status and since when (where
 GET  /v1/health                 this agent: Serf, Docker, service files, local instances (503 if degraded)
 GET  /v1/catalog/local          this node's healthy instances (what peers fetch)
 GET  /metrics                   Prometheus text format
+GET  /                          the status page (HTML; it reads /v1/status)
+GET  /v1/status                 the cluster as this agent holds it: boards, services, takeovers, events
 GET  /v1/prometheus/targets     every member's /metrics (failed ones too), for Prometheus' http_sd_configs
 POST /v1/reconcile              reconcile now                       (Authorization: Bearer <token>)
 POST /v1/services/<name>/restart  restart this node's instances     (Authorization: Bearer <token>)
@@ -31,6 +33,12 @@ from .config import NAME_RE
 from .connections import BACKLOG, ConnectionLimiter, WaitingConnection
 from .log import log
 from .membership import TAG_API
+from .status_page import PAGE
+
+# The status page loads nothing from elsewhere (boards are often offline) and may not be framed.
+PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+               "frame-ancestors 'none'")
+PAGE_HEADERS = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -202,6 +210,9 @@ class AgentOperations(Protocol):
     def health_report(self) -> dict[str, Any]:
         ...
 
+    def cluster_status(self) -> dict[str, Any]:
+        ...
+
     async def request_reconcile(self) -> Reply:
         ...
 
@@ -250,6 +261,9 @@ class API:
     async def dispatch(self, request: Request) -> Reply:
         segments = [s for s in request.path.split("/") if s]
         agent = self.agent
+        if segments == []:
+            return self._only_get(request) or Reply(200, PAGE, content_type="text/html; charset=utf-8",
+                                                    headers=PAGE_HEADERS)
         if segments == ["metrics"]:
             return self._only_get(request) or Reply(200, agent.render_metrics(),
                                                     content_type="text/plain; version=0.0.4")
@@ -289,6 +303,8 @@ class API:
             return Reply(200 if report["status"] == "ok" else 503, report)
         if route == ["catalog", "local"]:
             return self._only_get(request) or Reply(200, agent.catalog.local_document())
+        if route == ["status"]:
+            return self._only_get(request) or Reply(200, agent.cluster_status())
         if route == ["prometheus", "targets"]:
             return self._only_get(request) or Reply(200, prometheus_targets(agent.catalog))
         if route == ["reconcile"]:
