@@ -15,7 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "collections/ansible_collections/pico/cloud"
 BUILD_BUNDLE = COLLECTION / "roles/agent/files/build_bundle.py"
-PLAYBOOKS = ["site", "deploy", "drain", "energy", "status", "power_report", "rotate_wireguard_keys", "logs"]
+PLAYBOOKS = ["site", "deploy", "drain", "energy", "status", "power_report", "rotate_wireguard_keys", "logs",
+             "monitoring"]
 GALAXY = str(Path(sys.executable).with_name("ansible-galaxy"))
 
 
