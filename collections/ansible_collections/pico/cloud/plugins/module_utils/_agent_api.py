@@ -46,6 +46,11 @@ def call(url, path, method="GET", token=None, timeout=10):
         raise AgentError("the pico-agent at %s answered %s with something that is not JSON" % (url, path))
 
 
+def peer_url(url, address):
+    """The agent API of the member at `address` (its mesh address), on the port of ours."""
+    return "http://%s:%s" % (address, url.rsplit(":", 1)[-1].strip("/"))
+
+
 def read_token(path):
     try:
         with open(path) as handle:

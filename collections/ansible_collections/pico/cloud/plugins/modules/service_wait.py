@@ -123,7 +123,7 @@ gone:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_URL, AgentError, call
+from ansible_collections.pico.cloud.plugins.module_utils._agent_api import DEFAULT_URL, AgentError, call, peer_url
 from ansible_collections.pico.cloud.plugins.module_utils._service_spec import FAILOVER_TAG
 
 
@@ -161,11 +161,6 @@ def _gone(url, present):
     return sorted(set(want["node"] for want in present if want["node"] not in alive))
 
 
-def _peer_url(url, address):
-    """The agent API of the member at `address` (its mesh address), on the port of ours."""
-    return "http://%s:%s" % (address, url.rsplit(":", 1)[-1].strip("/"))
-
-
 def _listed_elsewhere(url, name, absent):
     """None when no alive member's own discovery lists the instances of `absent`, else which does."""
     status, body = call(url, "/v1/members")
@@ -175,7 +170,7 @@ def _listed_elsewhere(url, name, absent):
         if member.get("status") != "alive" or not member.get("address"):
             continue
         try:
-            status, services = call(_peer_url(url, member["address"]), "/v1/services/%s" % name, timeout=2)
+            status, services = call(peer_url(url, member["address"]), "/v1/services/%s" % name, timeout=2)
         except AgentError:
             continue  # its agent does not answer: it gives no client an address either
         left = _matches(services.get("instances", []), [], absent) if status == 200 else None
@@ -191,7 +186,7 @@ def _node_report(url, name, node):
         address = next((m["address"] for m in members.get("members", []) if m.get("name") == node), None)
         if address is None:
             return "%s is not a member of the cluster any more" % node
-        status, health = call(_peer_url(url, address), "/v1/health")
+        status, health = call(peer_url(url, address), "/v1/health")
     except AgentError as err:
         return "its agent did not answer (%s)" % err
     parts = ["%s-%s %s%s%s" % (i["service"], i["replica"], i.get("health", "?"),

@@ -40,7 +40,7 @@ class _Agent:
                 if self.path.startswith("/v1/services/"):
                     body = {"instances": agent.instances() if callable(agent.instances) else agent.instances}
                 else:
-                    body = {"members": agent.members}
+                    body = {"members": agent.members() if callable(agent.members) else agent.members}
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
