@@ -18,10 +18,10 @@ PER_NODE_INSTANCES = 16  # twice what a provisioned node holds
 HEADROOM = 128  # for the host's own processes and a second lab beside this one
 
 
-def inotify_instances_in_use() -> int:
+def inotify_instances_in_use(proc: Path = Path("/proc")) -> int:
     """inotify instances open on this machine now (an upper bound of root's own)."""
     count = 0
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+    for fd_dir in proc.glob("[0-9]*/fd"):
         try:
             fds = list(fd_dir.iterdir())
         except OSError:  # the process ended, or is not ours to read
