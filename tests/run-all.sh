@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # verify on emulated boards) is the longest chain and has a lane of its own; the lab's steps and
 # the rest share the other two, each about as long under that load (measured, step by step).
 stages=(
-  "lint unit integration-lab integration-agent collection-oldest | molecule-default | syntax collection chaos molecule-containers fleet"
+  "lint unit integration-lab integration-agent collection-oldest | syntax molecule-default | collection chaos molecule-containers fleet"
 )
 
 cpu_busy_idle() {  # "busy idle" jiffies of all CPUs since boot (/proc/stat)

@@ -266,8 +266,9 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     wait_for(lambda: on_board_ok("native-3", "ping", "-c", "1", "-W", "2", address), 60, "native-1 over the mesh from native-3")
 
 
-# native-2: native-1's mesh key was rotated above while native-5 and native-6 were powered down,
-# and a board powered up later does not reach native-1 over the mesh until it is rotated too.
+# native-2: in a whole run of this module native-1's mesh key is rotated above while native-5 and
+# native-6 are powered down, and a board powered up later does not reach native-1 over the mesh
+# until it is rotated too. `make monitoring-lab` runs this test after the energy tests alone.
 PROMETHEUS_ON = "native-2"
 
 
