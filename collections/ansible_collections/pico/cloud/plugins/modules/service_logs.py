@@ -97,8 +97,8 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._docker_api import DOCKER_API_ARGUMENT_SPEC, DockerAPI, DockerAPIError
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_LINES = 1000
 # What the engine may send for one container: a tail of 1000 long lines, not a runaway log.
 MAX_BYTES = 4 * 1024 * 1024

@@ -9,12 +9,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._service_spec import FAILOVER_TAG
 
 if TYPE_CHECKING:
     from ._plan_document import Plan
     from .catalog import Catalog
 
-FAILOVER_TAG = "pico.failover:"
 SHOWN_EVENTS = 50
 
 
