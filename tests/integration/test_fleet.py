@@ -42,10 +42,11 @@ def peer_entry(board, peer):
     return found.group(0)
 
 
-def wait_for(check, timeout, what):
+def wait_for(check, timeout, what, show=lambda: ""):
+    """`show`: what a failed wait prints beside `what`."""
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        assert time.monotonic() < deadline, ": ".join(filter(None, [f"waited {timeout} s for {what}", show()]))
         time.sleep(1)
 
 
@@ -290,13 +291,6 @@ def prometheus_targets(board=PROMETHEUS_ON):
     return f"targets {on_board(board, 'python3', '-c', script).strip()}; members {members(board)}"
 
 
-def wait_showing(check, timeout, what, show):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}: {show()}"
-        time.sleep(1)
-
-
 def test_prometheus_on_a_board_follows_the_fleet_through_the_agents(fleet, tmp_path):
     """The monitoring role on native-2 (Debian's Prometheus; a scrape every 5 s here): up is 1 for
     every board that is on; a powered-down board powered back up is scraped without touching
@@ -320,9 +314,9 @@ def test_prometheus_on_a_board_follows_the_fleet_through_the_agents(fleet, tmp_p
         up = prometheus_up()
         return all(up.get(board) == "1" for board in on) and all(up.get(board, "0") == "0" for board in off)
 
-    wait_showing(every_board_on_up, 60, f"up 1 for every board that is on ({', '.join(on)})", prometheus_targets)
+    wait_for(every_board_on_up, 60, f"up 1 for every board that is on ({', '.join(on)})", prometheus_targets)
     subprocess.run(["docker", "start", container(off[0])], check=True, capture_output=True)
-    wait_showing(lambda: prometheus_up().get(off[0]) == "1", 120, f"{off[0]}, powered up, scraped", prometheus_targets)
+    wait_for(lambda: prometheus_up().get(off[0]) == "1", 120, f"{off[0]}, powered up, scraped", prometheus_targets)
     dies = next(board for board in reversed(on) if board != PROMETHEUS_ON)
     subprocess.run(["docker", "kill", container(dies)], check=True, capture_output=True)
-    wait_showing(lambda: prometheus_up().get(dies) == "0", 90, f"{dies}, dead, at up 0", prometheus_targets)
+    wait_for(lambda: prometheus_up().get(dies) == "0", 90, f"{dies}, dead, at up 0", prometheus_targets)
