@@ -66,6 +66,11 @@ def test_the_dashboard_is_self_contained_and_every_panel_queries_the_chosen_prom
 
 def test_every_metric_the_rules_and_dashboard_ask_for_is_one_a_real_agent_exports(tmp_path):
     lab = AgentLab(tmp_path, 1, docker_socket=DOCKER_SOCKET, prefix="metrics")
+    # A Pi Zero's agent, as the role configures it (the power estimate is for modelled boards),
+    # with the record the power role leaves.
+    record = tmp_path / "pico_power.fact"
+    record.write_text(json.dumps({"profile": "eco", "settings": {"hdmi": False, "leds": False}, "boot_config": {}}))
+    lab.nodes[0].extra_config.update(board="pizero", power_record_file=str(record))
     lab.start()
     try:
         node = lab.nodes[0]
@@ -74,7 +79,7 @@ def test_every_metric_the_rules_and_dashboard_ask_for_is_one_a_real_agent_export
     finally:
         lab.stop()
     asked = metrics_asked_for()
-    assert {"pico_service_desired", "pico_service_instances", "pico_failover_waiting"} <= asked
+    assert {"pico_service_desired", "pico_service_instances", "pico_failover_waiting", "pico_power_estimate_watts"} <= asked
     missing = asked - BOARD_ONLY - exported(text)
     assert not missing, f"asked for but not exported by the agent: {sorted(missing)}"
     # The board-only ones, as an agent on a Raspberry Pi renders them.

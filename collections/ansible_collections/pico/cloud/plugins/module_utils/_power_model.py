@@ -94,3 +94,21 @@ def estimate(board, settings=None, load=0.0):
         "parts": [{"what": name, "ma": round(value, 1)} for name, value in parts],
         "estimate": True,
     }
+
+
+# The knobs of the power role's record (/etc/ansible/facts.d/pico_power.fact) the model counts.
+RECORDED_KNOBS = ("hdmi", "leds", "bluetooth", "audio", "arm_freq_mhz")
+
+
+def knobs_in_effect(record, boot_id):
+    """(the knobs in effect now, whether a reboot is pending) from the power role's record.
+
+    Its settings count once the node booted with them: not at all without a config.txt, and
+    not in the boot that wrote it (boot_id: this boot's /proc/sys/kernel/random/boot_id).
+    """
+    record = record if isinstance(record, dict) else {}
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    boot_applied = record.get("boot_config") is not None
+    pending = boot_applied and record.get("boot_config_written_in_boot") == boot_id
+    applied = dict((knob, settings.get(knob)) for knob in RECORDED_KNOBS) if boot_applied else {}
+    return ({} if pending else applied), pending

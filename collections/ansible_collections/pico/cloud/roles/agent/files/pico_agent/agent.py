@@ -25,6 +25,7 @@ from .files import FileProblem, read_small_file, write_atomically
 from .log import Throttled, log, recent
 from .membership import Membership
 from .metrics import Metrics
+from .power import estimate_now
 from .state import StateFile
 from .status_page import cluster_status
 from .supervisor import Supervisor
@@ -148,7 +149,8 @@ class Agent:
         self.metrics.failover_waiting = len(self.failover.waiting)
         self.metrics.failover_uncovered = len(self.failover.uncovered)
         return self.metrics.render(self.catalog, self.supervisor.status(), self.supervisor.restarts,
-                                   len(self.supervisor.desired.errors), self.membership.connected, self.plan.plan)
+                                   len(self.supervisor.desired.errors), self.membership.connected, self.plan.plan,
+                                   power=estimate_now(self.config.board, self.config.power_record_file))
 
     def health_report(self) -> dict[str, Any]:
         problems = []

@@ -81,6 +81,10 @@ class AgentConfig:
     # must carry to be taken (none: any cluster's).
     plan_file: Path = Path(PLAN_FILE)
     cluster_id: str | None = None
+    # The board's model (pico_board: pizero, pizero2, ...) and the power role's record on it: the
+    # power estimate in /metrics (none for a board the model does not cover).
+    board: str = ""
+    power_record_file: Path = Path("/etc/ansible/facts.d/pico_power.fact")
     log_level: str = "info"
     serf: SerfConfig = field(default_factory=SerfConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
@@ -130,7 +134,7 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
     top = _take(data, path, "", {
         "node_name": str, "bind_addresses": list, "advertise_address": str, "http_port": int,
         "dns_port": int, "domain": str, "dns_ttl": int, "services_dir": str, "state_dir": str,
-        "token_file": str, "plan_file": str, "cluster_id": str, "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
+        "token_file": str, "plan_file": str, "cluster_id": str, "board": str, "power_record_file": str, "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
     })
     serf = _take(top.pop("serf", {}), path, "serf.", {"rpc_address": str, "rpc_auth_file": str, "sync_interval": number})
     fail = _take(top.pop("failover", {}), path, "failover.",
@@ -164,7 +168,10 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
     if "advertise_address" in top:
         given["advertise_address"] = _address(path, "advertise_address", top["advertise_address"])
     given.update({key: _port(path, key, top[key]) for key in ("http_port", "dns_port") if key in top})
-    given.update({key: Path(top[key]) for key in ("services_dir", "state_dir", "token_file", "plan_file") if key in top})
+    given.update({key: Path(top[key]) for key in ("services_dir", "state_dir", "token_file", "plan_file",
+                                                  "power_record_file") if key in top})
+    if "board" in top:
+        given["board"] = top["board"]
     if top.get("cluster_id"):
         given["cluster_id"] = top["cluster_id"]
 

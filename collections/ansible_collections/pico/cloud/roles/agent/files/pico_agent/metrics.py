@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -49,7 +49,7 @@ class Metrics:
 
     def render(self, catalog: Catalog, local_status: list[dict], restarts: dict[str, int],
                spec_errors: int, serf_connected: bool, plan: Plan | None = None,
-               thermal: Path = THERMAL, throttled: Path = THROTTLED) -> str:
+               thermal: Path = THERMAL, throttled: Path = THROTTLED, power: dict[str, Any] | None = None) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
@@ -110,6 +110,14 @@ class Metrics:
                [({}, self.failover_waiting)])
         metric("pico_failover_uncovered", "gauge", "Slots of failed peers no node serves yet, as this node sees them.",
                [({}, self.failover_uncovered)])
+        if power:  # power.estimate_now(): boards the model covers (Pi Zero, Zero 2 W) only
+            # No board label: Prometheus has it from the agents' service discovery, as node.
+            metric("pico_power_estimate_watts", "gauge",
+                   "ESTIMATED supply power of this board now, from its power settings and CPU load "
+                   "(the model of docs/power.md; not a measurement).", [({}, power["watts"])])
+            metric("pico_power_stock_watts", "gauge",
+                   "ESTIMATED supply power of this board in the stock configuration at the same load.",
+                   [({}, power["stock_watts"])])
         temperature = _read_number(thermal)
         if temperature is not None:
             metric("pico_node_temperature_celsius", "gauge", "SoC temperature.", [({}, temperature / 1000)])

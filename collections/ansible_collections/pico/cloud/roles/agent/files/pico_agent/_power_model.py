@@ -1,0 +1,1 @@
+../../../../plugins/module_utils/_power_model.py
