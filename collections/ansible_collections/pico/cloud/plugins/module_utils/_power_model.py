@@ -101,7 +101,8 @@ RECORDED_KNOBS = ("hdmi", "leds", "bluetooth", "audio", "arm_freq_mhz")
 
 
 def knobs_in_effect(record, boot_id):
-    """(the knobs in effect now, whether a reboot is pending) from the power role's record.
+    """{'now', 'after_reboot', 'pending'}: the knobs in effect now and after the next reboot, and
+    whether one is pending, from the power role's record (its local fact pico_power).
 
     Its settings count once the node booted with them: not at all without a config.txt, and
     not in the boot that wrote it (boot_id: this boot's /proc/sys/kernel/random/boot_id).
@@ -111,4 +112,4 @@ def knobs_in_effect(record, boot_id):
     boot_applied = record.get("boot_config") is not None
     pending = boot_applied and record.get("boot_config_written_in_boot") == boot_id
     applied = dict((knob, settings.get(knob)) for knob in RECORDED_KNOBS) if boot_applied else {}
-    return ({} if pending else applied), pending
+    return {"now": {} if pending else applied, "after_reboot": applied, "pending": pending}

@@ -32,7 +32,7 @@ def estimate_now(board: str, record_file: Path = POWER_RECORD, boot_id_file: Pat
         record = loads_json(_text(record_file, MAX_RECORD_BYTES) or "{}")
     except ValueError:
         record = {}  # no usable record (power role not applied): the stock configuration
-    knobs, _pending = knobs_in_effect(record, _text(boot_id_file, 64).strip())
+    knobs = knobs_in_effect(record, _text(boot_id_file, 64).strip())["now"]
     try:
         one_minute = float(_text(loadavg_file, 256).split()[0])
     except (IndexError, ValueError):
