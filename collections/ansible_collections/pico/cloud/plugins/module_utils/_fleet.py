@@ -51,6 +51,8 @@ def summary_lines(fleet, remaining, playbook, missed="", notes=None):
     if off:
         lines.append("Powered down, left out on purpose: %s (energy.yml; deploy.yml powers boards up when it needs "
                      "their room)." % _join(off))
+        # What a run left undone on a board that is off counts too (a key rotation it missed).
+        lines.extend("%s: %s" % (board, notes[board]) for board in off if notes.get(board))
     for board in sorted(fleet.get("switch_problems") or {}):
         lines.append("The power switch of %s could not be read (%s); it was tried over SSH." % (
             board, fleet["switch_problems"][board]))

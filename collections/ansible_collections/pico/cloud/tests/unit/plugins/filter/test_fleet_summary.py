@@ -41,6 +41,13 @@ def test_names_are_listed_in_the_group_order():
         "Powered down, left out on purpose: n2 and n4 (energy.yml; deploy.yml powers boards up when it needs their room)."]
 
 
+def test_a_note_on_a_powered_down_board_is_said_after_it_is_named():
+    fleet = {"group": GROUP, "powered_down": ["n4"], "reached": ["n1", "n2", "n3", "n5"]}
+    assert fleet_summary(fleet, ["n1", "n2", "n3", "n5"], "rotate.yml", "", {"n4": "it holds old keys."}) == [
+        "Powered down, left out on purpose: n4 (energy.yml; deploy.yml powers boards up when it needs their room).",
+        "n4: it holds old keys."]
+
+
 def test_bad_input_is_a_filter_error():
     with pytest.raises(AnsibleFilterError, match="pico_fleet fact"):
         fleet_summary(["n1"], [], "site.yml")
