@@ -237,8 +237,9 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     """native-3 is frozen. Draining native-2 marks it drained in the plan every reachable board
     holds and moves its replicas; rotating native-1's key rotates it and keeps native-3's entry on
     its peers. Both exit 4 naming native-3; the rotation says native-3, and the powered-down
-    native-5 and native-6, are cut off from native-1's new key and gives the command that mends it,
-    which, run once native-3 is back, does."""
+    native-5 and native-6, are cut off from native-1's new key and gives the command that mends it.
+    A deploy that powers native-5 up for room stops there and says so; the command, run once both
+    are back, mends them."""
     reached = ["native-1", "native-2", "native-4", *OFF]
     entry = peer_entry("native-1", "native-3")
     old_key = peer_entry("native-2", "native-1")
@@ -264,10 +265,18 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     finally:
         unpause("native-3")
     wait_for(lambda: members("native-1").get("native-3") == "alive", 60, "native-3 alive in the gossip")
-    expect_success(run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED, "-e", "pico_wireguard_rotate_nodes=native-3"),
+    # A deploy that powers native-5 up for room finds it holding native-1's old key and stops
+    # before it places anything: no replica where native-1 cannot reach it.
+    woken = run(fleet, "playbooks/deploy.yml", PLACED + [service("more", 8093, memory="150m")])
+    assert woken.returncode != 0 and powered("native-5")
+    assert "native-5, powered up for room, holds no current mesh key of native-1 " in woken.text, woken.tail()
+    assert "pico.cloud.rotate_wireguard_keys -e pico_wireguard_rotate_nodes=native-5, then deploy again" in woken.text
+    assert "more" not in {i["service"] for i in agent("native-1", "/v1/health")["instances"]}
+    expect_success(run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED, "-e", "pico_wireguard_rotate_nodes=native-3,native-5"),
                    BOARDS, changed="any")
     address = re.search(r"AllowedIPs = ([0-9.]+)/32", peer_entry("native-3", "native-1")).group(1)
-    wait_for(lambda: on_board_ok("native-3", "ping", "-c", "1", "-W", "2", address), 60, "native-1 over the mesh from native-3")
+    for board in ("native-3", "native-5"):
+        wait_for(lambda: on_board_ok(board, "ping", "-c", "1", "-W", "2", address), 60, f"native-1 over the mesh from {board}")
 
 
 # native-2: in a whole run of this module native-1's mesh key is rotated above while native-5 and
