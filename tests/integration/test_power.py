@@ -38,7 +38,7 @@ def test_site_applies_balanced_where_there_is_a_config_txt(converged):
     assert record("native-1")["cpufreq_supported"] is False
 
 
-def test_profiles_switch_both_ways_and_rerun_clean(lab_inventory, converged):
+def test_profiles_switch_both_ways(lab_inventory, converged):
     eco = power(lab_inventory, "-e", "pico_power_profile=eco")
     expect_success(eco, NODES, changed=True)
     lines = config_lines()
@@ -49,7 +49,7 @@ def test_profiles_switch_both_ways_and_rerun_clean(lab_inventory, converged):
     assert not any("act_led_trigger" in line for line in config_lines())
     expect_success(power(lab_inventory), NODES, changed=True)
     assert "gpu_mem=32" in config_lines() and record("pizero-1")["profile"] == "balanced"
-    expect_unchanged(power(lab_inventory), NODES)
+    # The rerun that changes nothing is the next test's (with reboots allowed, which must not happen).
 
 
 def test_allowed_reboots_happen_only_where_config_txt_changed(lab_inventory, converged):

@@ -131,7 +131,7 @@ def test_a_failing_canary_touches_one_node_only(first_deploy, tmp_path):
     assert len(versions_in_discovery()) == 3
 
 
-def test_draining_a_node_moves_its_replica_and_a_rerun_restarts_nothing(first_deploy, tmp_path):
+def test_draining_a_node_moves_its_replica_and_undraining_gives_it_one_back(first_deploy, tmp_path):
     with client_load() as load:
         result = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", playbook="playbooks/drain.yml")
     expect_success(result, BOARDS, changed="any")
@@ -140,11 +140,9 @@ def test_draining_a_node_moves_its_replica_and_a_rerun_restarts_nothing(first_de
     assert plan_on("molecule-pizero")["drained"] == ["molecule-pizero-b"]
     assert "molecule-pizero-b" not in {node for node, _, _ in versions_in_discovery()}
     assert len(versions_in_discovery()) == 3
-    # A re-run with nothing changed keeps it drained, changes nothing and restarts no container;
-    # undraining gives it a replica back.
-    before = {node: containers(node) for node in BOARDS}
-    expect_unchanged(deploy(tmp_path, [web("2.0.0")]), BOARDS)
-    assert {node: containers(node) for node in BOARDS} == before
+    # Undraining gives it a replica back. (That a later deploy keeps a drained node drained is the
+    # planner's unit test, test_a_drained_node_stays_drained...; that a deploy with nothing to do
+    # changes nothing, the board-lost test's last run.)
     back = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", "-e", "undrain=true", playbook="playbooks/drain.yml")
     expect_success(back, BOARDS, changed="any")
     assert sorted(node for node, _, _ in versions_in_discovery()) == sorted(BOARDS)
