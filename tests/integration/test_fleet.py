@@ -236,10 +236,10 @@ def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
 def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     """native-3 is frozen. Draining native-2 marks it drained in the plan every reachable board
     holds and moves its replicas; rotating native-1's key rotates it and keeps native-3's entry on
-    its peers. Both exit 4 naming native-3; the rotation says native-3, and the powered-down
-    native-5 and native-6, are cut off from native-1's new key and gives the command that mends it.
-    A deploy that powers native-5 up for room stops there and says so; the command, run once both
-    are back, mends them."""
+    its peers. Both exit 4 naming native-3; the rotation says native-3, and the boards still
+    powered down, are cut off from native-1's new key, and gives the command that mends it. Until
+    it is run, a deploy stops before it changes anything; a deploy that powers such a board up for
+    room stops before it places anything there. Each says so and how to mend it."""
     reached = ["native-1", "native-2", "native-4", *OFF]
     entry = peer_entry("native-1", "native-3")
     old_key = peer_entry("native-2", "native-1")
@@ -252,12 +252,14 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
         assert plans["native-1"]["drained"] == ["native-2"]
         assert not plans["native-1"]["nodes"].get("native-2", {}).get("replicas")
 
+        off = [board for board in OFF if not powered(board)]  # the drain may have powered one up for room
+        assert off, "no board powered down left"
         rotate = run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED,
                      "-e", "pico_wireguard_rotate_nodes=native-1", "-e", "pico_wireguard_rotate_min_age_hours=0")
         expect_away(rotate, reached, ["native-3"])
         mend = "ansible-playbook pico.cloud.rotate_wireguard_keys -e pico_wireguard_rotate_nodes=native-3"
-        # native-5 and native-6 are powered down (exit 4 is native-3's): they miss the new key as well.
-        for board in ("native-3", *OFF):
+        # The powered-down boards miss the new key as well (exit 4 is native-3's).
+        for board in ("native-3", *off):
             assert re.search(rf"{board}: it still holds the old public keys of native-1\b", rotate.text), rotate.tail()
         assert mend in rotate.text, rotate.tail()
         assert peer_entry("native-2", "native-1") != old_key
@@ -265,18 +267,33 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     finally:
         unpause("native-3")
     wait_for(lambda: members("native-1").get("native-3") == "alive", 60, "native-3 alive in the gossip")
-    # A deploy that powers native-5 up for room finds it holding native-1's old key and stops
-    # before it places anything: no replica where native-1 cannot reach it.
-    woken = run(fleet, "playbooks/deploy.yml", PLACED + [service("more", 8093, memory="150m")])
-    assert woken.returncode != 0 and powered("native-5")
-    assert "native-5, powered up for room, holds no current mesh key of native-1 " in woken.text, woken.tail()
-    assert "pico.cloud.rotate_wireguard_keys -e pico_wireguard_rotate_nodes=native-5, then deploy again" in woken.text
-    assert "more" not in {i["service"] for i in agent("native-1", "/v1/health")["instances"]}
-    expect_success(run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED, "-e", "pico_wireguard_rotate_nodes=native-3,native-5"),
+    # Replicas that each take a whole board: one more than there are empty boards on, so the
+    # deploy must power one up.
+    plan = json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))
+    used = {node for placed in plan["services"].values() for node in placed["slots"]}
+    empty = [board for board in BOARDS if powered(board) and board not in used and board not in plan["drained"]]
+    whole_board = service("more", 8093, replicas=len(empty) + 1, min_nodes=1, memory="200m")
+    # native-3 is back, cut off from native-1: a deploy stops before it changes anything and says how to mend it.
+    refused = run(fleet, "playbooks/deploy.yml", PLACED + [whole_board])
+    expect_refused(refused, BOARDS, "native-3 holds no current mesh key of native-1 (rotated, or added, while it was away)",
+                   mend)
+    assert not any(powered(board) for board in off)
+    expect_success(run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED, "-e", "pico_wireguard_rotate_nodes=native-3"),
                    BOARDS, changed="any")
     address = re.search(r"AllowedIPs = ([0-9.]+)/32", peer_entry("native-3", "native-1")).group(1)
-    for board in ("native-3", "native-5"):
-        wait_for(lambda: on_board_ok(board, "ping", "-c", "1", "-W", "2", address), 60, f"native-1 over the mesh from {board}")
+    wait_for(lambda: on_board_ok("native-3", "ping", "-c", "1", "-W", "2", address), 60, "native-1 over the mesh from native-3")
+    # A board the deploy powers up for room that missed the rotation: it stops before it places anything there.
+    try:
+        woken = run(fleet, "playbooks/deploy.yml", PLACED + [whole_board])
+        up = [board for board in off if powered(board)]
+        assert woken.returncode != 0 and len(up) == 1, woken.tail()
+        # native-1's key and native-3's (rotated by the command that mended native-3)
+        assert f"{up[0]}, powered up for room, holds no current mesh key of native-1, native-3 (" in woken.text, woken.tail()
+        assert f"rotate_wireguard_keys -e pico_wireguard_rotate_nodes={up[0]}, then deploy again" in woken.text
+        assert "more" not in {i["service"] for i in agent("native-1", "/v1/health")["instances"]}
+    finally:  # powered down again, as energy.yml left it
+        for board in off:
+            subprocess.run(["docker", "stop", "--time", "30", container(board)], capture_output=True, check=True)
 
 
 # native-2: in a whole run of this module native-1's mesh key is rotated above while native-5 and
