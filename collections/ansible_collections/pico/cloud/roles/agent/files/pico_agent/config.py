@@ -134,7 +134,8 @@ def parse_config(data: dict[str, Any], path: Path) -> AgentConfig:
     top = _take(data, path, "", {
         "node_name": str, "bind_addresses": list, "advertise_address": str, "http_port": int,
         "dns_port": int, "domain": str, "dns_ttl": int, "services_dir": str, "state_dir": str,
-        "token_file": str, "plan_file": str, "cluster_id": str, "board": str, "power_record_file": str, "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
+        "token_file": str, "plan_file": str, "cluster_id": str, "board": str, "power_record_file": str,
+        "log_level": str, "serf": dict, "supervisor": dict, "failover": dict,
     })
     serf = _take(top.pop("serf", {}), path, "serf.", {"rpc_address": str, "rpc_auth_file": str, "sync_interval": number})
     fail = _take(top.pop("failover", {}), path, "failover.",
