@@ -6,7 +6,10 @@
 For each size, a lab of its own (pico-bench-fleet: the default lab's 2 Pi Zero and 1 Pi Zero 2 W,
 emulated, then native boards: 3 = the default lab, 10 = 3 + 7 native, 30 = 3 + 27 native), and
 in one run so the numbers compare:
-- the first site.yml; site.yml with nothing to change (median of --runs, each checked changed=0);
+- the first site.yml; site.yml with nothing to change (median of --runs, each checked changed=0),
+  and the CPU seconds the controller spent on it (ansible-playbook and every process it started:
+  workers, Mitogen, SSH; not the boards, which share this machine's cores in the lab, so this
+  grows with the controller's own work whatever the lab's load);
 - deploy.yml of a new service with one replica per board; a rolling update of it in three
   batches; status.yml;
 - with N boards away (native boards frozen: `docker pause`, a board that lost its network): the
@@ -30,6 +33,7 @@ import configparser
 import json
 import math
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,24 +72,30 @@ def declare(inventory: Path, replicas: int = 0, image: str = "pico/demo:1.0.0") 
     (inventory.parent / "bench-services.json").write_text(json.dumps({"pico_services": declared}))
 
 
-def run(inventory: Path, *args: str, profile: bool = False) -> tuple[float, int, str]:
-    """Seconds, exit code and output of one run (any exit code: the caller judges it)."""
+def controller_cpu_s() -> float:
+    """CPU seconds of the processes this bench started and waited for, and of theirs."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run(inventory: Path, *args: str, profile: bool = False) -> tuple[float, int, str, float]:
+    """Seconds, exit code, output and controller CPU seconds of one run (any exit code: the caller judges it)."""
     args = (*args, "-e", f"@{inventory.parent / 'bench-services.json'}")
     env = {**benchlib.os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts")}
     if profile:
         env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="all")
-    start = time.monotonic()
+    start, cpu = time.monotonic(), controller_cpu_s()
     result = subprocess.run([benchlib.ANSIBLE_PLAYBOOK, "-i", str(inventory), *args], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)
-    return time.monotonic() - start, result.returncode, result.stdout + result.stderr
+    return time.monotonic() - start, result.returncode, result.stdout + result.stderr, controller_cpu_s() - cpu
 
 
 def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unchanged: bool = False,
-           profile: bool = False) -> tuple[float, str]:
+           profile: bool = False) -> tuple[float, str, float]:
     """A run that must reach every board but `away`: exit 0 (4 with boards away), none failed,
     the away ones unreachable and named; with unchanged, changed=0 on every board reached."""
-    seconds, code, output = run(inventory, *args, profile=profile)
+    seconds, code, output, cpu = run(inventory, *args, profile=profile)
     counts = benchlib.recap(output)
     reached = [b for b in boards if b not in away]
     problems = []
@@ -100,7 +110,7 @@ def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unch
             problems.append(f"{board} away but not unreachable and named")
     if problems:
         sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{changed_tasks(output)}\n{output[-4000:]}")
-    return seconds, output
+    return seconds, output, cpu
 
 
 def changed_tasks(output: str) -> str:
@@ -125,8 +135,9 @@ def task_seconds(output: str, task: str) -> float:
 def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> dict:
     """site.yml with nothing to change, status.yml, a new service on every board reached, its update."""
     reached = len(boards) - len(away)
-    noop = [judged(inventory, boards, away, "site.yml", unchanged=True)[0] for _ in range(runs)]
-    profiled, output = judged(inventory, boards, away, "site.yml", unchanged=True, profile=True)
+    noop_runs = [judged(inventory, boards, away, "site.yml", unchanged=True) for _ in range(runs)]
+    noop, noop_cpu = [r[0] for r in noop_runs], [r[2] for r in noop_runs]
+    profiled, output, _ = judged(inventory, boards, away, "site.yml", unchanged=True, profile=True)
     status = judged(inventory, boards, away, "playbooks/status.yml")[0]
     declare(inventory, reached)
     deploy = judged(inventory, boards, away, "playbooks/deploy.yml")[0]
@@ -136,6 +147,7 @@ def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> d
     declare(inventory)
     judged(inventory, boards, away, "playbooks/deploy.yml")
     return {"site_unchanged_s": round(statistics.median(noop), 1), "site_unchanged_runs_s": [round(s, 1) for s in noop],
+            "site_unchanged_controller_cpu_s": round(statistics.median(noop_cpu), 1),
             "site_unchanged_profiled_s": round(profiled, 1), "first_task_s": task_seconds(output, PROBE_TASK),
             "status_s": round(status, 1), "deploy_new_service_s": round(deploy, 1),
             "rolling_update_s": round(update, 1), "replicas": reached}
@@ -163,7 +175,7 @@ def one_size(size: int, away_counts: list[int], runs: int, keep: bool) -> dict:
             # Back: they rejoin by themselves; one site.yml converges them (they missed the service's
             # removal) and changes nothing elsewhere, one deploy gives them the plan.
             time.sleep(15)
-            seconds, output = judged(inventory, boards, [], "site.yml")
+            seconds, output, _ = judged(inventory, boards, [], "site.yml")
             elsewhere = [b for b, c in benchlib.recap(output).items() if c["changed"] and b not in away]
             if elsewhere:
                 sys.exit(f"bench: site.yml after boards came back changed {elsewhere} too:\n{output[-3000:]}")

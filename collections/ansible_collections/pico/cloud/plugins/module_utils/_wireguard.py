@@ -115,6 +115,19 @@ def parse_peer_records(lines):
     return records
 
 
+def keys_not_held(held_peers, current_keys, skip=()):
+    """The nodes whose current mesh key a node does not hold as a peer, sorted by name.
+
+    held_peers: the peer keys the node holds (`wg show IF peers`: one per line, or a list).
+    current_keys: every node's current public key, by name ('' or None where it runs no mesh,
+    which is never counted). skip: names not to check (the node itself). Such a node was away
+    while those nodes' keys were rotated, or while they joined: its tunnels to them are down.
+    """
+    held = set(held_peers.split() if isinstance(held_peers, str) else held_peers or ())
+    return sorted(name for name, key in current_keys.items()
+                  if key and name not in skip and key.strip() not in held)
+
+
 def mesh_peers(members, fresh, records):
     """Every member of the mesh with what its peers need: address, endpoint, port, public key.
 
