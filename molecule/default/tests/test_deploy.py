@@ -167,7 +167,10 @@ def test_status_shows_services_and_nodes(first_deploy, tmp_path):
     tasks = [task for play in json.loads(as_json.stdout)["plays"] for task in play["tasks"]]
     shown = next(t for t in tasks if t["task"]["name"] == "Show the status")
     status = json.loads(next(iter(shown["hosts"].values()))["msg"])
-    assert [(s["name"], s["desired"], s["healthy"]) for s in status["services"]] == [("web", 3, 3)]
+    # Beside the plan's web, the services the agent role pins to nodes (pico_agent_services):
+    # the demo on every board, console on molecule-pizero.
+    services = {s["name"]: (s["desired"], s["healthy"], s["pinned"]) for s in status["services"]}
+    assert services == {"web": (3, 3, False), "demo": (3, 3, True), "console": (1, 1, True)}, services
     assert {n["name"]: (n["arch"], n["power_profile"]) for n in status["nodes"]} == {
         "molecule-pizero": ("armv6l", "balanced"), "molecule-pizero-b": ("armv6l", "balanced"),
         "molecule-pizero2": ("aarch64", "balanced")}

@@ -14,7 +14,8 @@ version_added: "0.5.0"
 description:
   - Puts the plan the nodes hold beside the healthy instances the agents publish, per service
     (desired and healthy replicas, version, which nodes, and which instances run for a failed
-    node's slot) and per node - its state (up, unreachable, failed or left in the gossip, powered
+    node's slot; services pinned to nodes by the agent role, C(pico_agent_services), are listed
+    too, marked pinned) and per node - its state (up, unreachable, failed or left in the gossip, powered
     down, with since when where known), memory and CPU requested against its capacity,
     architecture, board, power profile, and the replicas it holds, or held. Used by
     the playbook pico.cloud.status.
@@ -37,8 +38,9 @@ options:
     description: >-
       The boards of the inventory as the run found them - the C(pico_fleet) fact (C(group),
       C(powered_down), C(reached)) with C(remaining), the boards still in the play, and C(boards),
-      each board's C(pico_board). Every board of the group then gets a row, those the run could
-      not look at from what the plan and the gossip know of them.
+      each board's C(pico_board), and C(pinned), the names of the services the inventory pins to
+      each board (C(pico_agent_services)). Every board of the group then gets a row, those the
+      run could not look at from what the plan, the gossip and the inventory know of them.
     type: dict
   members:
     description: The cluster's members as an agent lists them (C(/v1/members)), each with C(name), C(status) and C(since).
@@ -98,10 +100,27 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
         raise AnsibleFilterError("cluster_status: members must be a list (an agent's /v1/members)")
     plan_services = plan.get("services") or {}
     drained = set(plan.get("drained") or [])
+    # Service files a node holds outside the plan: pinned to it by the agent role
+    # (pico_agent_services), which its agent runs as it runs the plan's.
+    # A board this run could not look at, as the inventory pins them to it.
+    pinned = {}
+    for node in nodes:
+        for name, spec in sorted((node.get("services") or {}).items()):
+            if name not in plan_services:
+                replicas = spec.get("replicas", 1) if isinstance(spec, dict) else 1
+                pinned.setdefault(name, {})[node["name"]] = replicas if isinstance(replicas, int) else 1
+    looked_at = set(node["name"] for node in nodes)
+    for board, names in sorted(((fleet or {}).get("pinned") or {}).items()):
+        if board not in looked_at:
+            for name in names or []:
+                if name not in plan_services:
+                    pinned.setdefault(name, {})[board] = 1
     services = []
-    for name in sorted(set(plan_services) | set(instances)):
+    for name in sorted(set(plan_services) | set(instances) | set(pinned)):
         entry = plan_services.get(name) or {}
         slots = entry.get("slots") or []
+        if name in pinned:
+            slots = [node for node, count in sorted(pinned[name].items()) for dummy in range(count)]
         healthy = instances.get(name) or []
         tag = SPEC_TAG + entry["digest"] if entry.get("digest") else None
         images = sorted(set(n["services"][name]["image"] for n in nodes
@@ -123,7 +142,7 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
             "name": name, "desired": len(slots), "healthy": len(healthy),
             "healthy_current_spec": sum(1 for i in healthy if tag and tag in (i.get("tags") or [])),
             "version": ", ".join(images) or "-", "planned": planned, "healthy_on": running,
-            "failed_over": failed_over,
+            "failed_over": failed_over, "pinned": name in pinned,
         })
     gossip = dict((m.get("name"), m) for m in members or [] if isinstance(m, dict))
     fleet = dict(fleet or {}, _plan_off=plan.get("powered_off") or {})
@@ -148,6 +167,7 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
             "memory_capacity_mib": _mib(memory if isinstance(memory, int) else parse_memory(memory, "memory")) if memory else 0,
             "cpu_requested": requested.get("cpu_requested", 0), "cpus": node.get("cpus", 0),
             "replicas": requested.get("replicas", {}), "drained": name in drained,
+            "pinned": sorted(service for service, held_on in pinned.items() if name in held_on),
         })
     return {"services": services, "nodes": rows, "generation": plan.get("generation", 0),
             "plan_version": plan.get("version", "-"), "text": _text(services, rows, plan)}
@@ -161,13 +181,15 @@ def _table(header, rows):
 
 def _text(services, nodes, plan):
     service_rows = [[s["name"], "%d/%d" % (s["healthy"], s["desired"]), s["version"],
-                     " ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-",
+                     (" ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-")
+                     + (" (pinned)" if s["pinned"] else ""),
                      " ".join("%s(for %s)" % (f["node"], f["owner"]) for f in s["failed_over"]) or "-"]
                     for s in services]
     node_rows = [[n["name"], n["state"], n["arch"] or "-", n["board"] or "-", n["power_profile"],
                   "%d/%d MiB" % (n["memory_requested_mib"], n["memory_capacity_mib"]),
                   "%g/%g" % (n["cpu_requested"], n["cpus"]),
-                  " ".join("%s:%d" % kv for kv in sorted(n["replicas"].items())) + (" (drained)" if n["drained"] else "")]
+                  " ".join(["%s:%d" % kv for kv in sorted(n["replicas"].items())] + ["%s(pinned)" % p for p in n["pinned"]])
+                  + (" (drained)" if n["drained"] else "")]
                  for n in nodes]
     return "plan generation %s (%s)\n\n%s\n\n%s" % (
         plan.get("generation", 0), plan.get("version", "none yet"),

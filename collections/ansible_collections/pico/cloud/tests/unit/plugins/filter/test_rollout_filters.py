@@ -63,6 +63,36 @@ def test_status_puts_the_plan_beside_discovery():
     assert any(line.startswith("c     up     armv6l   pizero   -      0/352 MiB") and line.endswith("(drained)") for line in lines)
 
 
+def test_status_lists_the_services_pinned_to_nodes_beside_the_plan():
+    """The lab's demo runs on every board from the agent role's pico_agent_services, outside any
+    plan: the status lists it, marked pinned, and not as "no services"."""
+    demo = {"name": "demo", "image": "pico/demo:1.0.0", "port": 8080}
+    console = {"name": "console", "port": 22}
+    nodes = [{"name": "a", "arch": "armv6l", "board": "pizero", "memory": "352m", "cpus": 1,
+              "services": {"demo": demo, "console": console}},
+             {"name": "b", "arch": "aarch64", "board": "pizero2", "memory": "352m", "cpus": 4, "services": {"demo": demo}}]
+    # console is pinned to a but not healthy: listed all the same, 0 of 1.
+    instances = {"demo": [{"node": "a", "tags": []}]}
+    status = _cluster_status({}, nodes, instances)
+    listed = {s["name"]: (s["desired"], s["healthy"], s["version"], s["planned"], s["pinned"]) for s in status["services"]}
+    assert listed == {"console": (1, 0, "-", {"a": 1}, True), "demo": (2, 1, "pico/demo:1.0.0", {"a": 1, "b": 1}, True)}
+    assert {row["name"]: row["pinned"] for row in status["nodes"]} == {"a": ["console", "demo"], "b": ["demo"]}
+    lines = status["text"].splitlines()
+    assert "no services" not in lines
+    assert "demo     1/2              pico/demo:1.0.0  a:1 b:1 (pinned)  -" in lines, status["text"]
+    assert any(line.startswith("b ") and line.endswith("demo(pinned)") for line in lines), status["text"]
+    # A board the run could not look at: what the inventory pins to it.
+    fleet = {"group": ["a", "b", "c"], "remaining": ["a", "b"], "pinned": {"a": ["demo"], "b": ["demo"], "c": ["demo"]}}
+    status = _cluster_status({}, nodes, instances, fleet, [])
+    assert next(s for s in status["services"] if s["name"] == "demo")["planned"] == {"a": 1, "b": 1, "c": 1}
+    assert next(row for row in status["nodes"] if row["name"] == "c")["pinned"] == ["demo"]
+    # A planned service keeps the plan's slots, even where a node also holds its file.
+    plan = {"services": {"demo": {"digest": "d", "slots": ["b"]}}, "nodes": {"b": {"replicas": {"demo": 1}}}}
+    status = _cluster_status(plan, nodes, instances)
+    listed = {s["name"]: (s["planned"], s["pinned"]) for s in status["services"]}
+    assert listed == {"console": ({"a": 1}, True), "demo": ({"b": 1}, False)}
+
+
 def test_status_shows_every_board_of_the_inventory_with_its_state_and_what_it_holds():
     """Boards the run could not look at keep a row: from the plan, the gossip and the power record."""
     plan = {"generation": 5, "version": "v5", "drained": [],
