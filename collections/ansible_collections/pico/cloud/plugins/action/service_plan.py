@@ -145,7 +145,9 @@ class ActionModule(ActionBase):
             new["services"].pop(name, None)
             old = dict((node_name, held[name]) for node_name, held in node_services.items()
                        if isinstance(held, dict) and held.get(name))
-            batches = rollout_steps({"name": name, "update": UPDATE_DEFAULTS}, old, {})
+            # Nothing of a service no longer declared has to keep answering: every node drains it
+            # in one batch and stops it after one wait (batch_size 1 took 30 batches on 30 boards).
+            batches = rollout_steps({"name": name, "update": dict(UPDATE_DEFAULTS, batch_size=max(1, len(old)))}, old, {})
             if batches:
                 rollouts.append({"service": name, "policy": dict(UPDATE_DEFAULTS), "batches": batches, "removed": True})
         new, placement_changed = document(current, new, drained, powered_off, args.get("cluster_id"))

@@ -29,6 +29,16 @@ def test_only_one_service_changes_the_others_keep_their_placement(tmp_path):
     assert len(only["plan"]["services"]["web"]["slots"]) == 3
 
 
+def test_a_service_no_longer_declared_stops_everywhere_in_one_batch(tmp_path):
+    dummy, first = plan(tmp_path, services=[service("web", replicas=3), service("api")], nodes=NODES)
+    held = dict((node, first["node_files"].get(node, {})) for node in ("pz-1", "pz-2", "pz-3"))
+    dummy, later = plan(tmp_path, services=[service("api")], nodes=NODES, current=first["plan"], node_services=held)
+    assert later["removed"] == ["web"] and "web" not in later["plan"]["services"]
+    (removal,) = later["rollouts"]
+    assert [[(step["node"], step["action"]) for step in batch["steps"]] for batch in removal["batches"]] == [
+        [("pz-1", "stop"), ("pz-2", "stop"), ("pz-3", "stop")]]
+
+
 def test_a_drained_node_stays_drained_and_a_member_that_is_down_takes_nothing(tmp_path):
     dummy, first = plan(tmp_path, services=[service("web", replicas=3)], nodes=NODES, drain="pz-2")
     assert first["plan"]["drained"] == ["pz-2"] and "pz-2" not in first["plan"]["services"]["web"]["slots"]
