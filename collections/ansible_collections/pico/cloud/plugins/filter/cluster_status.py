@@ -102,13 +102,13 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
     drained = set(plan.get("drained") or [])
     # Service files a node holds outside the plan: pinned to it by the agent role
     # (pico_agent_services), which its agent runs as it runs the plan's.
-    # A board this run could not look at, as the inventory pins them to it.
     pinned = {}
     for node in nodes:
         for name, spec in sorted((node.get("services") or {}).items()):
             if name not in plan_services:
                 replicas = spec.get("replicas", 1) if isinstance(spec, dict) else 1
                 pinned.setdefault(name, {})[node["name"]] = replicas if isinstance(replicas, int) else 1
+    # A board this run could not look at: as the inventory pins them to it.
     looked_at = set(node["name"] for node in nodes)
     for board, names in sorted(((fleet or {}).get("pinned") or {}).items()):
         if board not in looked_at:
