@@ -11,7 +11,7 @@ set -uo pipefail
 export PICO_STRICT_SKIPS=1
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# One stage, three lanes started together, no barrier between them. The suite is bound by the
+# One stage, four lanes started together, no barrier between them. The suite is bound by the
 # machine's CPU (busy 82% of a 1904 s run; 99% until the lanes ran out of work), so what counts
 # is that every lane ends at about the same time: Molecule default (converge, idempotence and
 # verify on emulated boards) is the longest chain and has a lane of its own; the lab's steps and
