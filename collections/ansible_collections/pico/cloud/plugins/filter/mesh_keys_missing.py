@@ -52,7 +52,7 @@ def _mesh_keys_missing(held_peers, current, skip=None):
         raise AnsibleFilterError("mesh_keys_missing needs the peer keys held (wg show IF peers, or a list) "
                                  "and every node's current key (dict of name to key)")
     skip = [skip] if isinstance(skip, str) else list(skip or [])
-    return keys_not_held(held_peers, dict((name, key or "") for name, key in current.items()), skip)
+    return keys_not_held(held_peers, current, skip)
 
 
 class FilterModule(object):
