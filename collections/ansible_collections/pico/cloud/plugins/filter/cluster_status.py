@@ -54,15 +54,53 @@ status: "{{ plan | pico.cloud.cluster_status(nodes, instances) }}"
 
 RETURN = r"""
 _value:
-  description: C(services), C(nodes) (lists of mappings) and C(text), a table for a terminal.
+  description: >-
+    C(services), C(nodes) (lists of mappings, the nodes in natural order - native-2 before
+    native-10) and C(text), a table for a terminal, where each service's nodes are written in the
+    hostlist notation of Slurm and pdsh (C(native-[1-27]:1), one replica on each of 27 boards).
   type: dict
 """
 
+import re
 import time
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pico.cloud.plugins.module_utils._placement import parse_memory
 from ansible_collections.pico.cloud.plugins.module_utils._service_spec import FAILOVER_TAG, SPEC_TAG
+
+
+_TRAILING_NUMBER = re.compile(r"^(.*?)(0|[1-9][0-9]*)$")
+
+
+def _board_order(name):
+    """native-2 before native-10: a board's trailing number sorts as a number (as `sort -V`)."""
+    match = _TRAILING_NUMBER.match(name)
+    return (match.group(1), int(match.group(2)), name) if match else (name, -1, name)
+
+
+def _hostlist(counts):
+    """Boards and how many each holds in the hostlist notation of Slurm and pdsh, so that a
+    service on 30 boards fits a line: {native-1: 1, native-2: 1, native-3: 1, native-5: 1,
+    pizero-1: 2} gives "native-[1-3,5]:1 pizero-1:2" (a zero-padded number's zeros stay in the
+    prefix: n-01 and n-02 give n-0[1-2])."""
+    groups = {}  # (prefix, count, numbered) -> trailing numbers, in the order of the boards
+    for name in sorted(counts, key=_board_order):
+        match = _TRAILING_NUMBER.match(name)
+        key = (match.group(1), counts[name], True) if match else (name, counts[name], False)
+        groups.setdefault(key, []).append(int(match.group(2)) if match else "")
+    parts = []
+    for (prefix, count, dummy), numbers in groups.items():
+        if len(numbers) == 1:
+            parts.append("%s%s:%d" % (prefix, numbers[0], count))
+            continue
+        ranges, start = [], 0
+        for index in range(1, len(numbers) + 1):
+            if index == len(numbers) or numbers[index] != numbers[index - 1] + 1:
+                first, last = numbers[start], numbers[index - 1]
+                ranges.append(str(first) if first == last else "%d-%d" % (first, last))
+                start = index
+        parts.append("%s[%s]:%d" % (prefix, ",".join(ranges), count))
+    return " ".join(parts)
 
 
 def _mib(value):
@@ -148,7 +186,7 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
     fleet = dict(fleet or {}, _plan_off=plan.get("powered_off") or {})
     looked = dict((node["name"], node) for node in nodes)
     planned_nodes = plan.get("nodes") or {}
-    names = sorted(set(looked) | set(fleet.get("group") or []))
+    names = sorted(set(looked) | set(fleet.get("group") or []), key=_board_order)
     rows = []
     for name in names:
         requested = planned_nodes.get(name) or {}
@@ -181,7 +219,7 @@ def _table(header, rows):
 
 def _text(services, nodes, plan):
     service_rows = [[s["name"], "%d/%d" % (s["healthy"], s["desired"]), s["version"],
-                     (" ".join("%s:%d" % (n, c) for n, c in sorted(s["planned"].items())) or "-")
+                     (_hostlist(s["planned"]) or "-")
                      + (" (pinned)" if s["pinned"] else ""),
                      " ".join("%s(for %s)" % (f["node"], f["owner"]) for f in s["failed_over"]) or "-"]
                     for s in services]

@@ -93,6 +93,22 @@ def test_status_lists_the_services_pinned_to_nodes_beside_the_plan():
     assert listed == {"console": ({"a": 1}, True), "demo": ({"b": 1}, False)}
 
 
+def test_status_writes_a_services_boards_as_a_hostlist_and_sorts_boards_naturally():
+    """At 30 boards a service's NODES cell stays one short line, and native-2 comes before native-10."""
+    names = ["native-%d" % i for i in range(1, 28)] + ["pizero-1", "pizero-2", "pizero2-1"]
+    slots = [n for n in names if n != "native-9"] + ["native-12"]
+    plan = {"services": {"web": {"digest": "d", "slots": slots}}}
+    nodes = [{"name": n, "arch": "x86_64", "board": "native", "memory": "352m", "cpus": 1} for n in reversed(names)]
+    status = _cluster_status(plan, nodes, {})
+    web_line = next(line for line in status["text"].splitlines() if line.startswith("web "))
+    assert web_line.endswith("0/30             -        native-[1-8,10-11,13-27]:1 native-12:2 pizero-[1-2]:1 pizero2-1:1  -"), web_line
+    assert [row["name"] for row in status["nodes"]] == names
+    # Names that end in no number, or in the same prefix's number, stay apart; padded numbers keep their zeros.
+    plan = {"services": {"web": {"slots": ["m-pizero", "m-pizero-b", "m-pizero2", "n-01", "n-02", "n-0"]}}}
+    status = _cluster_status(plan, [], {})
+    assert "m-pizero:1 m-pizero2:1 m-pizero-b:1 n-0:1 n-0[1-2]:1" in status["text"], status["text"]
+
+
 def test_status_shows_every_board_of_the_inventory_with_its_state_and_what_it_holds():
     """Boards the run could not look at keep a row: from the plan, the gossip and the power record."""
     plan = {"generation": 5, "version": "v5", "drained": [],
