@@ -19,7 +19,7 @@ from tests.integration.lab_access import PauseWhen, playbook
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
 ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")
-# What the energy tests left placed: keep declaring it, or the agent role removes its service files.
+# What the energy tests left placed: deploy.yml stops what is no longer declared.
 PLACED = [service("web", 8090), service("api", 8091), service("batch", 8092, memory="150m")]
 # One replica per board that is on, in four batches of one: a rolling update the tests cut into.
 SPREAD = service("spread", 8094, replicas=4, memory="16m", strategy="spread", min_nodes=4,
@@ -64,12 +64,18 @@ def fleet(fleet_lab):
 
 def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alone(fleet):
     """native-4 freezes as site.yml starts gathering facts: the others get the new time zone, it
-    is named, its peers keep its WireGuard entry and it rejoins the mesh by itself once back."""
+    is named, its peers keep its WireGuard entry and it rejoins the mesh by itself once back.
+    The run is not given the cluster's services (pico_services, deploy.yml's): what deploy.yml
+    placed stays."""
     entry = peer_entry("native-1", "native-4")
+    plan = json.loads(on_board("native-1", "cat", "/etc/pico-agent/plan.json"))
+    holders = sorted({node for s in plan["services"].values() for node in s["slots"]} & {"native-1", "native-2", "native-3"})
+    placed = {board: on_board(board, "ls", "/etc/pico-agent/services").split() for board in holders}
+    assert placed and all(set(files) - {"demo.json"} for files in placed.values()), placed
     zone = {"pico_base_timezone": "Europe/Paris"}
     lost = PauseWhen("pico-en", r"TASK \[pico\.cloud\.base : Gather the facts the roles use\]", "native-4")
     try:
-        result = run_pausing(fleet, "site.yml", PLACED, pauses=[lost], settings=zone)
+        result = run_pausing(fleet, "site.yml", [], pauses=[lost], settings=zone)
     finally:
         unpause("native-4")
     assert lost.paused == "native-4"
@@ -80,6 +86,7 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     assert all(recap[board]["unreachable"] == recap[board]["failed"] == 0 for board in OFF)
     assert on_board("native-1", "cat", "/etc/timezone").strip() == "Europe/Paris"
     assert on_board("native-4", "cat", "/etc/timezone").strip() != "Europe/Paris"
+    assert {board: on_board(board, "ls", "/etc/pico-agent/services").split() for board in placed} == placed
     # Its peers kept its entry as their own configuration held it: back, it needs no playbook.
     assert peer_entry("native-1", "native-4") == entry
     address = re.search(r"AllowedIPs = ([0-9.]+)/32", entry).group(1)
