@@ -33,6 +33,27 @@ def container(lab: str, node: str) -> str:
     return f"{lab}-lab-{node}"
 
 
+def containers_cpu_s(names: list[str]) -> float | None:
+    """CPU seconds the containers have used since they started, from their cgroups (v1 cpuacct
+    or v2 cpu.stat; the cgroupfs or the systemd driver), or None where a cgroup is not found.
+    In a lab the boards share the controller's cores: this tells their share of a run apart."""
+    ids = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True,
+                         check=True).stdout.split()
+    total = 0.0
+    for cid in ids:
+        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+                            (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6),
+                            (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6)):
+            if os.path.exists(path):
+                text = Path(path).read_text()
+                found = re.search(r"^usage_usec (\d+)$", text, re.M) if path.endswith("cpu.stat") else re.match(r"\d+", text)
+                total += int(found.group(1) if path.endswith("cpu.stat") else found.group(0)) * scale
+                break
+        else:
+            return None
+    return total
+
+
 def node_exec(lab: str, node: str, *cmd: str) -> str:
     return subprocess.run(["docker", "exec", container(lab, node), *cmd], capture_output=True, text=True,
                           check=True).stdout

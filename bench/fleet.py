@@ -9,7 +9,9 @@ in one run so the numbers compare:
 - the first site.yml; site.yml with nothing to change (median of --runs, each checked changed=0),
   and the CPU seconds the controller spent on it (ansible-playbook and every process it started:
   workers, Mitogen, SSH; not the boards, which share this machine's cores in the lab, so this
-  grows with the controller's own work whatever the lab's load);
+  grows with the controller's own work whatever the lab's load), and the CPU seconds the boards
+  spent in the same time (their containers' cgroups: in the lab the boards, emulated or native,
+  run on the controller's cores; on a real fleet each has its own);
 - deploy.yml of a new service with one replica per board; a rolling update of it in three
   batches; status.yml;
 - with N boards away (native boards frozen: `docker pause`, a board that lost its network): the
@@ -135,8 +137,16 @@ def task_seconds(output: str, task: str) -> float:
 def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> dict:
     """site.yml with nothing to change, status.yml, a new service on every board reached, its update."""
     reached = len(boards) - len(away)
-    noop_runs = [judged(inventory, boards, away, "site.yml", unchanged=True) for _ in range(runs)]
-    noop, noop_cpu = [r[0] for r in noop_runs], [r[2] for r in noop_runs]
+    containers = [benchlib.container(NAME, board) for board in boards]
+    noop, noop_cpu, noop_boards_cpu = [], [], []
+    for _ in range(runs):
+        boards_before = benchlib.containers_cpu_s(containers)
+        seconds, _, cpu = judged(inventory, boards, away, "site.yml", unchanged=True)
+        boards_after = benchlib.containers_cpu_s(containers)
+        noop.append(seconds)
+        noop_cpu.append(cpu)
+        if boards_before is not None and boards_after is not None:
+            noop_boards_cpu.append(boards_after - boards_before)
     profiled, output, _ = judged(inventory, boards, away, "site.yml", unchanged=True, profile=True)
     status = judged(inventory, boards, away, "playbooks/status.yml")[0]
     declare(inventory, reached)
@@ -148,6 +158,7 @@ def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> d
     judged(inventory, boards, away, "playbooks/deploy.yml")
     return {"site_unchanged_s": round(statistics.median(noop), 1), "site_unchanged_runs_s": [round(s, 1) for s in noop],
             "site_unchanged_controller_cpu_s": round(statistics.median(noop_cpu), 1),
+            "site_unchanged_boards_cpu_s": round(statistics.median(noop_boards_cpu), 1) if noop_boards_cpu else None,
             "site_unchanged_profiled_s": round(profiled, 1), "first_task_s": task_seconds(output, PROBE_TASK),
             "status_s": round(status, 1), "deploy_new_service_s": round(deploy, 1),
             "rolling_update_s": round(update, 1), "replicas": reached}
