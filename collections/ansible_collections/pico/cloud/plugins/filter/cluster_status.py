@@ -165,7 +165,8 @@ def _cluster_status(plan, nodes, instances, fleet=None, members=None):
                             if name in (n.get("services") or {}) and n["services"][name].get("image")))
         planned = {}
         for node_name in slots:
-            planned[node_name] = planned.get(node_name, 0) + 1
+            if node_name is not None:  # an empty slot: counted as desired, on no node
+                planned[node_name] = planned.get(node_name, 0) + 1
         running = {}
         for instance in healthy:
             running[instance["node"]] = running.get(instance["node"], 0) + 1

@@ -104,9 +104,10 @@ def test_status_writes_a_services_boards_as_a_hostlist_and_sorts_boards_naturall
     assert web_line.endswith("0/30             -        native-[1-8,10-11,13-27]:1 native-12:2 pizero-[1-2]:1 pizero2-1:1  -"), web_line
     assert [row["name"] for row in status["nodes"]] == names
     # Names that end in no number, or in the same prefix's number, stay apart; padded numbers keep their zeros.
-    plan = {"services": {"web": {"slots": ["m-pizero", "m-pizero-b", "m-pizero2", "n-01", "n-02", "n-0"]}}}
+    # An empty slot (None) is desired but on no node.
+    plan = {"services": {"web": {"slots": ["m-pizero", "m-pizero-b", "m-pizero2", "n-01", "n-02", "n-0", None]}}}
     status = _cluster_status(plan, [], {})
-    assert "m-pizero:1 m-pizero2:1 m-pizero-b:1 n-0:1 n-0[1-2]:1" in status["text"], status["text"]
+    assert "0/7              -        m-pizero:1 m-pizero2:1 m-pizero-b:1 n-0:1 n-0[1-2]:1" in status["text"], status["text"]
 
 
 def test_status_shows_every_board_of_the_inventory_with_its_state_and_what_it_holds():
