@@ -102,8 +102,9 @@ def main():
     try:
         planned = plan_services(module.params["plan_file"])
     except ValueError as exc:
-        module.fail_json(msg="%s. Nothing was removed: run the playbook pico.cloud.deploy (it writes every node's "
-                             "plan again), or remove that file on the node, then run again." % exc)
+        module.fail_json(msg="%s. Nothing was removed: remove that file on the node (the next run of the playbook "
+                             "pico.cloud.deploy writes the plan there again from the other nodes) or restore it, "
+                             "then run again." % exc)
     try:
         held = sorted(entry[:-len(".json")] for entry in os.listdir(path)
                       if entry.endswith(".json") and os.path.isfile(os.path.join(path, entry)))
