@@ -41,13 +41,11 @@ def containers_cpu_s(names: list[str]) -> float | None:
                          check=True).stdout.split()
     total = 0.0
     for cid in ids:
-        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
-                            (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6),
-                            (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6)):
+        for path, number, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", r"^(\d+)$", 1e-9),
+                                    (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", r"^usage_usec (\d+)$", 1e-6),
+                                    (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", r"^usage_usec (\d+)$", 1e-6)):
             if os.path.exists(path):
-                text = Path(path).read_text()
-                found = re.search(r"^usage_usec (\d+)$", text, re.M) if path.endswith("cpu.stat") else re.match(r"\d+", text)
-                total += int(found.group(1) if path.endswith("cpu.stat") else found.group(0)) * scale
+                total += int(re.search(number, Path(path).read_text(), re.M).group(1)) * scale
                 break
         else:
             return None
