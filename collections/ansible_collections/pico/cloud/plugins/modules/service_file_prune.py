@@ -19,7 +19,8 @@ description:
   - The plan's services are deploy.yml's, whatever this run was given, so a provisioning run without
     the cluster's C(pico_services) never removes what deploy.yml placed. Only deploy.yml stops a
     service of the plan (when it is no longer declared).
-  - A plan file that cannot be read stops the module before anything is removed.
+  - A plan file that cannot be read, or that the playbook pico.cloud.deploy would refuse, stops the
+    module before anything is removed.
 options:
   keep:
     description: Services whose files stay (the agent role's C(pico_agent_services) and the cluster's C(pico_services)).
@@ -70,23 +71,23 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pico.cloud.plugins.module_utils._plan_document import BROKEN_FIX, PlanDocumentError, check_held
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import PLAN_FILE
 
 
 def plan_services(plan_file):
-    """The names of the services the node's plan holds; ValueError names what is wrong."""
+    """The names of the services the node's plan holds, the plan read as deploy.yml reads it
+    (check_held); PlanDocumentError names the file, what is wrong and the fix."""
     try:
         with open(plan_file, "rb") as handle:
             plan = json.loads(handle.read().decode("utf-8"))
     except (IOError, OSError) as exc:
         if not os.path.exists(plan_file):
             return set()
-        raise ValueError("cannot read %s: %s" % (plan_file, exc))
+        raise PlanDocumentError("%s: cannot read it (%s). %s" % (plan_file, exc, BROKEN_FIX))
     except ValueError as exc:
-        raise ValueError("%s is not JSON: %s" % (plan_file, exc))
-    services = plan.get("services", {}) if isinstance(plan, dict) else None
-    if not isinstance(services, dict):
-        raise ValueError("%s is not a plan (a JSON object whose services is a mapping)" % plan_file)
-    return set(services)
+        raise PlanDocumentError("%s: not JSON (%s). %s" % (plan_file, exc, BROKEN_FIX))
+    return set(check_held(plan, plan_file).get("services", {}))
 
 
 def main():
@@ -94,17 +95,15 @@ def main():
         argument_spec=dict(
             keep=dict(type="list", elements="str", default=[]),
             path=dict(type="path", default="/etc/pico-agent/services"),
-            plan_file=dict(type="path", default="/etc/pico-agent/plan.json"),
+            plan_file=dict(type="path", default=PLAN_FILE),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     try:
         planned = plan_services(module.params["plan_file"])
-    except ValueError as exc:
-        module.fail_json(msg="%s. Nothing was removed: remove that file on the node (the next run of the playbook "
-                             "pico.cloud.deploy writes the plan there again from the other nodes) or restore it, "
-                             "then run again." % exc)
+    except PlanDocumentError as exc:
+        module.fail_json(msg=str(exc))
     try:
         held = sorted(entry[:-len(".json")] for entry in os.listdir(path)
                       if entry.endswith(".json") and os.path.isfile(os.path.join(path, entry)))

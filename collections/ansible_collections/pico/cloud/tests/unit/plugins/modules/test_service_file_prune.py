@@ -54,13 +54,14 @@ def test_without_a_plan_only_the_list_is_kept(run_module, node):
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("{not json", "is not JSON"),
-    ('{"services": ["web"]}', "is not a plan"),
+    ("{not json", "plan.json: not JSON"),
+    ('{"services": ["web"]}', "services is not a mapping"),
+    ('{"generation": -1, "services": {}}', "generation = -1"),  # read as deploy.yml reads it
 ])
 def test_a_plan_that_cannot_be_read_stops_before_anything_is_removed(run_module, node, content, problem):
     services, plan = node
     plan.write_text(content)
     result = run_module("service_file_prune", keep=["demo"], path=str(services), plan_file=str(plan))
-    assert result.get("failed") and problem in result["msg"] and "Nothing was removed" in result["msg"], result["_raw"]
-    assert "pico.cloud.deploy" in result["msg"]
+    assert result.get("failed") and problem in result["msg"] and "Nothing was changed" in result["msg"], result["_raw"]
+    assert "the next deploy.yml writes the plan there again" in result["msg"]
     assert held(services) == ["demo.json", "notes.txt", "old-console.json", "web.json"]
