@@ -72,7 +72,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._plan_document import BROKEN_FIX, PlanDocumentError, check_held
-from ansible_collections.pico.cloud.plugins.module_utils._service_spec import PLAN_FILE
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import PLAN_FILE, SERVICES_DIR
 
 
 def plan_services(plan_file):
@@ -94,7 +94,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             keep=dict(type="list", elements="str", default=[]),
-            path=dict(type="path", default="/etc/pico-agent/services"),
+            path=dict(type="path", default=SERVICES_DIR),
             plan_file=dict(type="path", default=PLAN_FILE),
         ),
         supports_check_mode=True,
