@@ -45,8 +45,13 @@ def summary_lines(fleet, remaining, playbook, missed="", notes=None):
             lines.append("%s: %s" % (board, notes[board]))
     missing = [board for board in not_reached + lost if not notes.get(board)]  # a note says what to do
     if missing:
-        lines.append("When %s back, run %s again: it converges %s and changes nothing on the others." % (
-            "it is" if len(missing) == 1 else "they are", playbook, "that board" if len(missing) == 1 else "those boards"))
+        one = len(missing) == 1
+        # A board lost during the run may have failed rather than gone away: then coming back is not enough.
+        failed_too = any(board in lost for board in missing)
+        lines.append("When %s back%s, run %s again: it converges %s and changes nothing on the others." % (
+            "it is" if one else "they are",
+            (", or the failure above is fixed" if one else ", or the failures above are fixed") if failed_too else "",
+            playbook, "that board" if one else "those boards"))
     off = [b for b in group if b in powered_down]
     if off:
         lines.append("Powered down, left out on purpose: %s (energy.yml; deploy.yml powers boards up when it needs "

@@ -19,8 +19,9 @@ def test_boards_away_lost_and_powered_down_are_each_named_with_what_to_do():
         "Not reached: n4 did not answer when the run started; nothing of site.yml was done there: its roles were not applied.",
         "Lost during the run: n3 became unreachable or failed (see above); site.yml is incomplete there.",
         "n4: it keeps its old key.",
-        # A board with a note is told what to do there; the generic advice is for the others.
-        "When it is back, run site.yml again: it converges that board and changes nothing on the others.",
+        # A board with a note is told what to do there; the generic advice is for the others, and a
+        # board lost during the run may have failed, so coming back alone is not enough.
+        "When it is back, or the failure above is fixed, run site.yml again: it converges that board and changes nothing on the others.",
         "Powered down, left out on purpose: n5 (energy.yml; deploy.yml powers boards up when it needs their room).",
     ]
 
@@ -33,6 +34,13 @@ def test_one_board_away_reads_as_one_and_a_switch_that_could_not_be_read_is_said
         "When it is back, run deploy.yml again: it converges that board and changes nothing on the others.",
         "The power switch of n4 could not be read (exit 1); it was tried over SSH.",
     ]
+
+
+def test_boards_lost_during_the_run_are_told_what_to_fix_in_the_plural():
+    fleet = {"group": GROUP, "powered_down": [], "reached": GROUP}
+    assert fleet_summary(fleet, ["n1", "n2", "n3"], "site.yml")[-1] == (
+        "When they are back, or the failures above are fixed, run site.yml again: it converges those boards and "
+        "changes nothing on the others.")
 
 
 def test_names_are_listed_in_the_group_order():
