@@ -225,8 +225,9 @@ def _text(services, nodes, plan):
                      " ".join("%s(for %s)" % (f["node"], f["owner"]) for f in s["failed_over"]) or "-"]
                     for s in services]
     node_rows = [[n["name"], n["state"], n["arch"] or "-", n["board"] or "-", n["power_profile"],
-                  "%d/%d MiB" % (n["memory_requested_mib"], n["memory_capacity_mib"]),
-                  "%g/%g" % (n["cpu_requested"], n["cpus"]),
+                  # A board never looked at and not in the plan has no known capacity: "-", not "0/0".
+                  "%d/%d MiB" % (n["memory_requested_mib"], n["memory_capacity_mib"]) if n["memory_capacity_mib"] else "-",
+                  "%g/%g" % (n["cpu_requested"], n["cpus"]) if n["cpus"] else "-",
                   " ".join(["%s:%d" % kv for kv in sorted(n["replicas"].items())] + ["%s(pinned)" % p for p in n["pinned"]])
                   + (" (drained)" if n["drained"] else "")]
                  for n in nodes]
