@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.playbook_run import PlaybookRun, run_playbook, run_playbook_watching
@@ -60,6 +61,20 @@ def playbook_pausing(inventory, *args, pauses, env=None) -> PlaybookRun:
 
 def node_exec(node, *cmd):
     return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
+
+
+def node_ok(node, *cmd):
+    """Whether a command on a lab node exits 0 (node_exec raises when it does not)."""
+    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, check=False).returncode == 0
+
+
+def wait_for(check, timeout, what, show=lambda: ""):
+    """Poll `check` every second until it is true, for at most `timeout` s; `show`: what a failed
+    wait prints beside `what`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, ": ".join(filter(None, [f"waited {timeout} s for {what}", show()]))
+        time.sleep(1)
 
 
 def file_digest(node, path):

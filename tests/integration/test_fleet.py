@@ -8,14 +8,13 @@ native-6 powered down through their switch."""
 import json
 import re
 import subprocess
-import time
 
 import pytest
 
 from browser import page_text, screenshot
 from tests.integration.fleet_lab import (BOARDS, GIVE_UP_SOONER, agent, container, on_board, powered, run,
                                          run_pausing, service, tunnel_to_agent)
-from tests.integration.lab_access import PauseWhen, playbook
+from tests.integration.lab_access import PauseWhen, playbook, wait_for
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
 ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")
@@ -40,14 +39,6 @@ def peer_entry(board, peer):
     found = re.search(rf"^\[Peer\]\n# {re.escape(peer)} .*?(?=\n\n|\Z)", conf, re.M | re.S)
     assert found, conf
     return found.group(0)
-
-
-def wait_for(check, timeout, what, show=lambda: ""):
-    """`show`: what a failed wait prints beside `what`."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, ": ".join(filter(None, [f"waited {timeout} s for {what}", show()]))
-        time.sleep(1)
 
 
 def members(board):

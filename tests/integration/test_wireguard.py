@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from tests.integration.lab_access import LAB_NAME, NATIVE, NODES, file_digest, node_exec, playbook
+from tests.integration.lab_access import LAB_NAME, NATIVE, NODES, file_digest, node_exec, node_ok, playbook, wait_for
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 
@@ -95,15 +95,12 @@ def test_removing_and_adding_a_node_keeps_running_tunnels(lab_inventory, converg
 
 
 def _reaches_within(node, address, seconds):
-    """A peer added back answers once its first handshake is done. WireGuard retries a handshake
-    every 5 s, and an emulated Pi Zero under a busy suite can miss the first one, so this waits,
-    bounded, for a reply rather than expecting the first ping to get one."""
-    deadline = time.monotonic() + seconds
-    while subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", "ping", "-c", "1", "-W", "2", address],
-                         capture_output=True, check=False).returncode != 0:
-        assert time.monotonic() < deadline, (f"{node} got no reply from {address} over the mesh in {seconds} s:\n"
-                                             + node_exec(node, "wg", "show", "wg0", "latest-handshakes"))
-        time.sleep(1)
+    """A peer's first echo needs a handshake first. WireGuard retries a handshake every 5 s, and an
+    emulated Pi Zero under a busy suite can miss the first one, so this waits, bounded, for a reply
+    rather than expecting the first ping to get one."""
+    wait_for(lambda: node_ok(node, "ping", "-c", "1", "-W", "2", address), seconds,
+             f"a reply from {address} to {node} over the mesh",
+             show=lambda: "latest handshakes:\n" + node_exec(node, "wg", "show", "wg0", "latest-handshakes"))
 
 
 def _conf_digest():
