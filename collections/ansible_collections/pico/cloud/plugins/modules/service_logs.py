@@ -97,7 +97,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pico.cloud.plugins.module_utils._docker_api import DOCKER_API_ARGUMENT_SPEC, DockerAPI, DockerAPIError
-from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, SERVICES_DIR
+from ansible_collections.pico.cloud.plugins.module_utils._service_spec import NAME_RE, PLAN_FILE, SERVICES_DIR
 
 MAX_LINES = 1000
 # What the engine may send for one container: a tail of 1000 long lines, not a runaway log.
@@ -175,7 +175,7 @@ def main():
             service=dict(type="str", required=True),
             lines=dict(type="int", default=50),
             services_dir=dict(type="path", default=SERVICES_DIR),
-            plan_file=dict(type="path", default="/etc/pico-agent/plan.json"),
+            plan_file=dict(type="path", default=PLAN_FILE),
             node=dict(type="str"),
             **DOCKER_API_ARGUMENT_SPEC
         ),
