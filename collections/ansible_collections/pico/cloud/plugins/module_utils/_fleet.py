@@ -47,11 +47,11 @@ def summary_lines(fleet, remaining, playbook, missed="", notes=None):
     if missing:
         one = len(missing) == 1
         # A board lost during the run may have failed rather than gone away: then coming back is not enough.
-        failed_too = any(board in lost for board in missing)
+        fixed = ""
+        if any(board in lost for board in missing):
+            fixed = ", or the failure above is fixed" if one else ", or the failures above are fixed"
         lines.append("When %s back%s, run %s again: it converges %s and changes nothing on the others." % (
-            "it is" if one else "they are",
-            (", or the failure above is fixed" if one else ", or the failures above are fixed") if failed_too else "",
-            playbook, "that board" if one else "those boards"))
+            "it is" if one else "they are", fixed, playbook, "that board" if one else "those boards"))
     off = [b for b in group if b in powered_down]
     if off:
         lines.append("Powered down, left out on purpose: %s (energy.yml; deploy.yml powers boards up when it needs "
