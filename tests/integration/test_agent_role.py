@@ -2,10 +2,9 @@
 on other nodes, and bad input refused before anything changes."""
 import json
 import subprocess
-import time
 
 import pytest
-from tests.integration.lab_access import LAB_NAME, file_digest, node_exec, playbook
+from tests.integration.lab_access import LAB_NAME, file_digest, node_exec, playbook, wait_for
 from lab.inventory import DEMO_SERVICE
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
@@ -24,16 +23,6 @@ def resolve(node, name):
               f"r = DNSRecord.parse(DNSRecord.question('{name}').send('127.0.0.1', 8600, timeout=5)); "
               "print(' '.join(sorted(str(x.rdata) for x in r.rr)))")
     return node_exec(node, "python3", "-c", script).split()
-
-
-def eventually(check, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result, f"{what} not reached within {timeout} s"
-            return result
-        time.sleep(1)
 
 
 def agent_run(inventory, tmp_path, services, *args):
@@ -60,14 +49,14 @@ def test_every_node_runs_serf_and_the_agent_in_one_cluster(converged):
         assert node_exec(node, "systemctl", "is-active", "serf", "pico-agent").split() == ["active", "active"]
         # The role has just started the agent: on an emulated board its Python takes a few seconds
         # before it listens, more on a busy machine.
-        eventually(lambda: members_seen_by(node) == everyone, 60, f"all three alive, seen by {node}'s agent")
+        wait_for(lambda: members_seen_by(node) == everyone, 60, f"all three alive, seen by {node}'s agent")
 
 
 def test_a_service_placed_by_the_role_is_found_by_name_and_removed_with_it(lab_inventory, converged, tmp_path):
     expect_success(agent_run(lab_inventory, tmp_path, {"native-1": [WEB]}), NATIVE)
     owner = agent_get("native-2", "/v1/members")["members"]
     address = next(m["address"] for m in owner if m["name"] == "native-1")
-    eventually(lambda: resolve("native-2", "web.service.pico") == [address], 90, "web resolvable on native-2")
+    wait_for(lambda: resolve("native-2", "web.service.pico") == [address], 90, "web resolvable on native-2")
     script = f"import urllib.request, json; print(json.load(urllib.request.urlopen('http://{address}:8190/version'))['version'])"
     assert node_exec("native-2", "python3", "-c", script).strip() == "1.0.0"
 
@@ -75,15 +64,15 @@ def test_a_service_placed_by_the_role_is_found_by_name_and_removed_with_it(lab_i
 
     expect_success(agent_run(lab_inventory, tmp_path, {}), NATIVE)
     assert node_exec("native-1", "ls", "/etc/pico-agent/services").split() == ["demo.json"]
-    eventually(lambda: "pico-web-0" not in node_exec("native-1", "podman", "ps", "-a", "--format", "{{.Names}}"),
-               60, "container removed")
-    eventually(lambda: resolve("native-2", "web.service.pico") == [], 30, "web gone from DNS")
+    wait_for(lambda: "pico-web-0" not in node_exec("native-1", "podman", "ps", "-a", "--format", "{{.Names}}"),
+             60, "container removed")
+    wait_for(lambda: resolve("native-2", "web.service.pico") == [], 30, "web gone from DNS")
     assert "pico-demo-0" in node_exec("native-1", "podman", "ps", "--format", "{{.Names}}")  # the other one stays
 
 
 def test_an_invalid_service_is_refused_on_the_node_and_the_running_one_kept(lab_inventory, converged, tmp_path):
     expect_success(agent_run(lab_inventory, tmp_path, {"native-1": [WEB]}), NATIVE)
-    eventually(lambda: resolve("native-1", "web.service.pico"), 90, "web healthy")
+    wait_for(lambda: resolve("native-1", "web.service.pico"), 90, "web healthy")
     before = file_digest("native-1", "/etc/pico-agent/services/web.json")
     bad = agent_run(lab_inventory, tmp_path, {"native-1": [{**WEB, "replicas": 99}]})
     expect_refused(bad, NATIVE, "replicas = 99: 0-16 on one node")
@@ -114,8 +103,8 @@ def test_the_labs_demo_runs_on_every_node_the_emulated_pi_zero_included(converge
     """The lab inventory's workload: a demo container on each node, found by DNS from any of them."""
     members = {m["name"]: m["address"] for m in agent_get("native-1", "/v1/members")["members"]}
     assert sorted(members) == ["native-1", "native-2", "pizero-1"]
-    eventually(lambda: resolve("native-1", "demo.service.pico") == sorted(members.values()), 120,
-               "every node's demo instance in DNS")
+    wait_for(lambda: resolve("native-1", "demo.service.pico") == sorted(members.values()), 120,
+             "every node's demo instance in DNS")
     # Inside the Pi Zero's container, ARMv6 (the board's CPU, through the lab's native crun).
     machine = node_exec("pizero-1", "podman", "exec", "pico-demo-0", "python3", "-c",
                         "import platform; print(platform.machine())")
@@ -140,6 +129,6 @@ def test_while_the_agent_is_down_its_ports_stay_its_own(converged):
         assert tried.returncode != 0 and "Address already in use" in tried.stderr, tried.stdout + tried.stderr
     finally:
         node_exec(node, "systemctl", "start", "pico-agent.service")
-    eventually(lambda: members_seen_by(node), 60, "the agent answers again on its sockets")
+    wait_for(lambda: members_seen_by(node), 60, "the agent answers again on its sockets")
     serf_pid = node_exec(node, "systemctl", "show", "serf", "-p", "MainPID", "--value").strip()
     assert node_exec(node, "ps", "-o", "user=", "-p", serf_pid).strip() == "serf"
