@@ -142,7 +142,7 @@ _docker_views = {}
 def _docker_view(host):
     """Asked at most twice, each bounded: Podman's /version runs conmon and crun to describe the host,
     and a fork of its multi-threaded process can hang under qemu-user (see the podman info check);
-    one such hang failed CI at 3a2b20d with a 60 s read timeout, while a second request is answered."""
+    one such hang failed CI at 3a2b20d with a 60 s read timeout; a second request forks anew."""
     name = _name(host)
     if name not in _docker_views:
         command = "timeout -k 10 150 python3 - <<'EOF'\n%s\nEOF" % DOCKER_VIEW
