@@ -139,30 +139,31 @@ print(json.dumps({
 _docker_views = {}
 
 
+def _output_bounded_tried_twice(host, command, seconds):
+    """`command`'s output, each try bounded to `seconds`, tried again once when it fails: qemu-user
+    deadlocks now and then when a multi-threaded program (Podman) forks (../shared/LAB-NOTES.md);
+    one such `podman info` once held the whole suite for 30 min, and a second try forks anew."""
+    bounded = "timeout -k 10 %d %s" % (seconds, command)
+    answer = host.run(bounded)
+    if answer.rc != 0:
+        answer = host.run(bounded)
+    assert answer.rc == 0, answer.stderr[-2000:]
+    return answer.stdout
+
+
 def _docker_view(host):
-    """Asked at most twice, each bounded: Podman's /version runs conmon and crun to describe the host,
-    and a fork of its multi-threaded process can hang under qemu-user (see the podman info check);
-    one such hang failed CI at 3a2b20d with a 60 s read timeout; a second request forks anew."""
+    """Podman's /version runs conmon and crun to describe the host: the same forks, and one such
+    hang failed CI at 3a2b20d with the client's 60 s read timeout."""
     name = _name(host)
     if name not in _docker_views:
-        command = "timeout -k 10 150 python3 - <<'EOF'\n%s\nEOF" % DOCKER_VIEW
-        answer = host.run(command)
-        if answer.rc != 0:
-            answer = host.run(command)
-        assert answer.rc == 0, answer.stderr[-2000:]
-        _docker_views[name] = json.loads(answer.stdout)
+        _docker_views[name] = json.loads(_output_bounded_tried_twice(
+            host, "python3 - <<'EOF'\n%s\nEOF" % DOCKER_VIEW, 150))
     return _docker_views[name]
 
 
 def test_podman_is_installed_and_answers(host):
     assert host.package("podman").is_installed
-    # Bounded and tried again: qemu-user deadlocks now and then when a multi-threaded program forks
-    # (../shared/LAB-NOTES.md), and one such `podman info` once held the whole suite for 30 min.
-    answer = host.run("timeout -k 10 120 podman info --format json")
-    if answer.rc != 0:
-        answer = host.run("timeout -k 10 120 podman info --format json")
-    assert answer.rc == 0, answer.stderr
-    info = json.loads(answer.stdout)
+    info = json.loads(_output_bounded_tried_twice(host, "podman info --format json", 120))
     assert info["host"]["cgroupManager"] == "cgroupfs"  # the node is a container
     assert info["store"]["graphDriverName"] == "vfs"  # its root is overlayfs: overlay cannot stack
     assert info["host"]["arch"] == {"molecule-pizero2": "arm64"}.get(_name(host), "arm")
