@@ -20,6 +20,10 @@ from tests.playbook_run import expect_away, expect_refused, expect_success
 ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")
 # What the energy tests left placed: deploy.yml stops what is no longer declared.
 PLACED = [service("web", 8090), service("api", 8091), service("batch", 8092, memory="150m")]
+# The demo, answering only 12 s after it starts (the image has no shell: its Python waits).
+LAZY_START = ["/usr/bin/python3.11", "-c", "import runpy, signal, sys, time; "
+              "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); time.sleep(12); "
+              "runpy.run_path('/app/server.py', run_name='__main__')"]
 # One replica per board that is on, in four batches of one: a rolling update the tests cut into.
 SPREAD = service("spread", 8094, replicas=4, memory="16m", strategy="spread", min_nodes=4,
                  update={"batch_size": 1, "min_healthy_time": 2, "healthy_deadline": 90, "drain_time": 2})
@@ -229,6 +233,22 @@ def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
     assert "Rolled back:" not in result.text
     expect_success(run(fleet, "playbooks/deploy.yml", PLACED + [good]), BOARDS, changed="any")
     assert all("env" not in json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json")) for board in ON)
+
+
+def test_a_rollback_waits_as_long_as_the_previous_version_takes_to_start(fleet):
+    """A version that fails within its 3 s healthy_deadline is rolled back to one that takes 12 s
+    to answer: the rollback waits for it (pico_deploy_rollback_deadline, 180 s), not for the
+    failed version's 3 s alone, and the run says the previous version serves again."""
+    settled = PLACED + [dict(SPREAD, image="pico/demo:2.0.0")]
+    lazy = service("lazy", 8095, replicas=1, min_nodes=1, memory="16m", command=LAZY_START)
+    expect_success(run(fleet, "playbooks/deploy.yml", settled + [lazy]), BOARDS, changed="any")
+    broken = dict(lazy, env={"DEMO_FAIL_HEALTH": "1"}, update=dict(lazy["update"], healthy_deadline=3))
+    result = run(fleet, "playbooks/deploy.yml", settled + [broken])
+    expect_refused(result, BOARDS, "Rollout of lazy to pico/demo:1.0.0 failed", "Rolled back: native-",
+                   "run the previous version again, healthy in discovery", unchanged=[])
+    [instance] = agent("native-1", "/v1/services/lazy")["instances"]
+    assert "env" not in json.loads(on_board(instance["node"], "cat", "/etc/pico-agent/services/lazy.json"))
+    expect_success(run(fleet, "playbooks/deploy.yml", settled), BOARDS, changed="any")
 
 
 def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
