@@ -59,13 +59,18 @@ def playbook_pausing(inventory, *args, pauses, env=None) -> PlaybookRun:
                                  env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})})
 
 
+def node_run(node, *cmd, check=True) -> subprocess.CompletedProcess:
+    """A command on a lab node, through docker exec (text output captured)."""
+    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=check)
+
+
 def node_exec(node, *cmd):
-    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=True).stdout
+    return node_run(node, *cmd).stdout
 
 
 def node_ok(node, *cmd):
     """Whether a command on a lab node exits 0 (node_exec raises when it does not)."""
-    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, check=False).returncode == 0
+    return node_run(node, *cmd, check=False).returncode == 0
 
 
 def wait_for(check, timeout, what, show=lambda: ""):

@@ -3,12 +3,12 @@ dropping tunnels, and a bad mesh plan stops every node before any of them change
 import json
 import re
 import subprocess
-import time
 
 import pytest
 import yaml
 
-from tests.integration.lab_access import LAB_NAME, NATIVE, NODES, file_digest, node_exec, node_ok, playbook, wait_for
+from tests.integration.lab_access import (LAB_NAME, NATIVE, NODES, file_digest, node_exec, node_ok, node_run,
+                                          playbook, wait_for)
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged
 
 
@@ -38,15 +38,15 @@ def test_every_node_reaches_every_other_over_the_mesh(converged):
 
 def test_mesh_comes_back_after_a_reboot(converged):
     subprocess.run(["docker", "restart", "-t", "2", f"{LAB_NAME}-lab-native-2"], capture_output=True, check=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # until systemd has booted ("degraded" is normal in a container)
-        state = subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-native-2", "systemctl", "is-system-running"],
-                               capture_output=True, text=True, check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
+    # until systemd has booted ("degraded" is normal in a container)
+    wait_for(lambda: _system_state("native-2") in ("running", "degraded"), 120, "native-2's systemd booted",
+             lambda: _system_state("native-2"))
     assert node_exec("native-2", "systemctl", "is-active", "wg-quick@wg0").strip() == "active"
     _reaches_within("native-2", mesh_addresses()["native-1"], 30)
+
+
+def _system_state(node):
+    return node_run(node, "systemctl", "is-system-running", check=False).stdout.strip()
 
 
 def _wireguard_go_pid(node):
