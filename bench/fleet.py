@@ -112,8 +112,20 @@ def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unch
         if (counts.get(board) or {}).get("unreachable") != 1 or board not in output.split("PLAY RECAP")[0]:
             problems.append(f"{board} away but not unreachable and named")
     if problems:
-        sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{changed_tasks(output)}\n{output[-4000:]}")
+        sys.exit(f"bench: ansible-playbook {' '.join(args)}: {'; '.join(problems)}\n{failures(output)}\n"
+                 f"{changed_tasks(output)}\n{output[-4000:]}")
     return seconds, output, cpu
+
+
+def failures(output: str) -> str:
+    """What each failed task said (the tail alone shows only the recap of a long run)."""
+    lines, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip(" *")
+        elif line.startswith(("fatal: [", "failed: [")) or line.startswith("[ERROR]"):
+            lines.append(f"{task}: {line[:1500]}")
+    return "failed:\n" + "\n".join(lines) if lines else "no task reported failed"
 
 
 def changed_tasks(output: str) -> str:
