@@ -117,25 +117,26 @@ def judged(inventory: Path, boards: list[str], away: list[str], *args: str, unch
     return seconds, output, cpu
 
 
-def failures(output: str) -> str:
-    """What each failed task said (the tail alone shows only the recap of a long run)."""
-    lines, task = [], ""
+def _task_lines(output: str, starts: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(task, line) for each line of the output that starts with one of `starts`."""
+    found, task = [], ""
     for line in output.splitlines():
         if line.startswith(("TASK [", "RUNNING HANDLER [")):
             task = line.rstrip(" *")
-        elif line.startswith(("fatal: [", "failed: [")) or line.startswith("[ERROR]"):
-            lines.append(f"{task}: {line[:1500]}")
+        elif line.startswith(starts):
+            found.append((task, line))
+    return found
+
+
+def failures(output: str) -> str:
+    """What each failed task said (the tail alone shows only the recap of a long run)."""
+    lines = [f"{task}: {line[:1500]}" for task, line in _task_lines(output, ("fatal: [", "failed: [", "[ERROR]"))]
     return "failed:\n" + "\n".join(lines) if lines else "no task reported failed"
 
 
 def changed_tasks(output: str) -> str:
     """The tasks that reported changed, with the hosts: what a run that should change nothing did."""
-    lines, task = [], ""
-    for line in output.splitlines():
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task = line.rstrip(" *")
-        elif line.startswith("changed: ["):
-            lines.append(f"{task}: {line.split(']')[0]}]")
+    lines = [f"{task}: {line.split(']')[0]}]" for task, line in _task_lines(output, ("changed: [",))]
     return "changed:\n" + "\n".join(lines) if lines else "no task reported changed"
 
 
