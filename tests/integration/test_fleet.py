@@ -18,6 +18,7 @@ from tests.integration.lab_access import PauseWhen, playbook, wait_for
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
 ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")
+SUMMARY_OF_OFF = "Powered down, left out on purpose: native-5 and native-6"
 # What the energy tests left placed: deploy.yml stops what is no longer declared.
 PLACED = [service("web", 8090), service("api", 8091), service("batch", 8092, memory="150m")]
 # The demo, answering only 12 s after it starts (the image has no shell: its Python waits).
@@ -77,7 +78,7 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     recap = expect_away(result, ["native-1", "native-2", "native-3", *OFF], ["native-4"])
     assert all(recap[board]["changed"] > 0 for board in ("native-1", "native-2", "native-3"))
     assert "Lost during the run: native-4 became unreachable or failed" in result.text
-    assert "Powered down, left out on purpose: native-5 and native-6" in result.text
+    assert SUMMARY_OF_OFF in result.text
     assert all(recap[board]["unreachable"] == recap[board]["failed"] == 0 for board in OFF)
     assert on_board("native-1", "cat", "/etc/timezone").strip() == "Europe/Paris"
     assert on_board("native-4", "cat", "/etc/timezone").strip() != "Europe/Paris"
@@ -228,6 +229,9 @@ def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
     result = run(fleet, "playbooks/deploy.yml", PLACED + [broken])
     expect_refused(result, BOARDS, "Rollout of spread to pico/demo:2.0.0 failed",
                    "update.auto_rollback is off: the nodes were left as they are.", unchanged=[])
+    # A failed rollout still ends with the fleet's summary: here it names the boards powered down,
+    # and none of the boards the failure stopped as lost.
+    assert SUMMARY_OF_OFF in result.text and "Lost during the run" not in result.text, result.tail()
     env = {board: json.loads(on_board(board, "cat", "/etc/pico-agent/services/spread.json")).get("env", {}) for board in ON}
     assert sorted(env.values(), key=len) == [{}, {}, {}, {"DEMO_FAIL_HEALTH": "1"}], env
     assert "Rolled back:" not in result.text
@@ -246,6 +250,7 @@ def test_a_rollback_waits_as_long_as_the_previous_version_takes_to_start(fleet):
     result = run(fleet, "playbooks/deploy.yml", settled + [broken])
     expect_refused(result, BOARDS, "Rollout of lazy to pico/demo:1.0.0 failed", "Rolled back: native-",
                    "run the previous version again, healthy in discovery", unchanged=[])
+    assert SUMMARY_OF_OFF in result.text, result.tail()
     [instance] = agent("native-1", "/v1/services/lazy")["instances"]
     assert "env" not in json.loads(on_board(instance["node"], "cat", "/etc/pico-agent/services/lazy.json"))
     expect_success(run(fleet, "playbooks/deploy.yml", settled), BOARDS, changed="any")
