@@ -341,3 +341,63 @@ def test_a_querys_rcode_and_truncation_bits_do_not_reach_the_answer(catalog):
     query.header.rcode, query.header.tc = RCODE.NXDOMAIN, 1
     reply = DNSRecord.parse(Resolver(catalog, "pico").answer(query.pack()))
     assert (reply.header.rcode, reply.header.tc, len(reply.rr)) == (RCODE.NOERROR, 0, 3)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_session_task_that_ends_cancelled_starts_a_new_session_and_the_catalog_tag_follows(tmp_path):
+    """With a real Serf agent: the tag publisher, cancelled from outside (one way for it to stop
+    without a word, as it did on 2 of 30 lab nodes), ends the session; the next session
+    publishes the catalog's version again, so a change made since reaches the tag. A TaskGroup
+    dropped the cancelled publisher silently and the tag kept its old version for good."""
+    import subprocess
+    from pico_agent.serf import SerfClient
+    rpc = f"127.0.0.1:{free_port()}"
+    serf = subprocess.Popen(["serf", "agent", "-node=a", f"-bind=127.0.0.1:{free_port()}", f"-rpc-addr={rpc}",
+                             "-log-level=err"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def run():
+        catalog = Catalog("a")
+        membership = Membership(parse_config({"node_name": "a", "serf": {"rpc_address": rpc}}, Path("agent.toml")),
+                                catalog, Metrics())
+        stop = asyncio.Event()
+        session = asyncio.create_task(membership.run(stop))
+        observer = SerfClient(*rpc.split(":"))
+
+        async def tag():
+            return next(m.tags.get(TAG_VERSION) for m in await observer.members() if m.name == "a")
+
+        async def tag_becomes(version, within):
+            deadline = time.monotonic() + within
+            while (seen := await tag()) != version:
+                assert time.monotonic() < deadline, f"the tag is {seen}, not {version}, after {within} s"
+                await asyncio.sleep(0.1)
+
+        for _ in range(50):  # Serf takes a moment to answer RPC
+            try:
+                await observer.connect()
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await tag_becomes(catalog.local_version, 10)
+        [publisher] = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Membership._publisher"]
+        publisher.cancel()
+        await asyncio.sleep(0.2)
+        catalog.set_local([Instance("web", "a", "127.0.0.1", 8080, "a/web-0")])
+        membership.local_catalog_changed()
+        await tag_becomes(catalog.local_version, 5)
+        stop.set()  # then cancelled, as the agent does once it has left the cluster
+        session.cancel()
+        await asyncio.gather(session, return_exceptions=True)
+        await observer.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        serf.terminate()
+        serf.wait(10)
