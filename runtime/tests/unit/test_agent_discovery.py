@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import subprocess
 import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from agentlab import free_ports
 from dnslib import QTYPE, RCODE, DNSRecord, EDNS0
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ from pico_agent.config import parse_config
 from pico_agent.dns import Resolver
 from pico_agent.membership import TAG_API, TAG_VERSION, Membership
 from pico_agent.metrics import Metrics
-from pico_agent.serf import Member, _address
+from pico_agent.serf import Member, SerfClient, _address
 
 
 def member(name, address, status="alive"):
@@ -343,22 +345,14 @@ def test_a_querys_rcode_and_truncation_bits_do_not_reach_the_answer(catalog):
     assert (reply.header.rcode, reply.header.tc, len(reply.rr)) == (RCODE.NOERROR, 0, 3)
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_a_session_task_that_ends_cancelled_starts_a_new_session_and_the_catalog_tag_follows(tmp_path):
+def test_a_session_task_that_ends_cancelled_starts_a_new_session_and_the_catalog_tag_follows():
     """With a real Serf agent: the tag publisher, cancelled from outside (one way for it to stop
     without a word, as it did on 2 of 30 lab nodes), ends the session; the next session
     publishes the catalog's version again, so a change made since reaches the tag. A TaskGroup
     dropped the cancelled publisher silently and the tag kept its old version for good."""
-    import subprocess
-    from pico_agent.serf import SerfClient
-    rpc = f"127.0.0.1:{free_port()}"
-    serf = subprocess.Popen(["serf", "agent", "-node=a", f"-bind=127.0.0.1:{free_port()}", f"-rpc-addr={rpc}",
+    gossip_port, rpc_port = free_ports(2)
+    rpc = f"127.0.0.1:{rpc_port}"
+    serf = subprocess.Popen(["serf", "agent", "-node=a", f"-bind=127.0.0.1:{gossip_port}", f"-rpc-addr={rpc}",
                              "-log-level=err"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def run():
