@@ -432,13 +432,75 @@ def test_a_loop_that_recovers_keeps_the_agent_running(monkeypatch):
         calls.append(1)
         if len(calls) < 3:
             raise RuntimeError("transient")
+        stop.set()  # SIGTERM while the third run serves
 
     async def run():
         stop, fake = asyncio.Event(), SimpleNamespace(exit_code=0)
         await agent_module.Agent._keep_running(fake, "membership", flaky, stop)
         return fake.exit_code, stop.is_set()
 
-    assert asyncio.run(run()) == (0, False) and len(calls) == 3
+    assert asyncio.run(run()) == (0, True) and len(calls) == 3
+
+
+@pytest.mark.parametrize("how", ["returns", "cancelled from inside"])
+def test_a_loop_that_ends_before_stop_is_restarted_and_logged(monkeypatch, capsys, how):
+    """A loop that returns, or whose await is cancelled by someone else, while the agent serves is
+    a failure like any other: restarted and logged, never an agent silently without its loop."""
+    from types import SimpleNamespace
+
+    from pico_agent import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "restart_delay", lambda failures: 0.001)
+    calls = []
+
+    async def ends_once(stop):
+        calls.append(1)
+        if len(calls) == 1:
+            if how == "returns":
+                return
+            awaited = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(awaited.cancel)
+            await awaited
+        await stop.wait()
+
+    async def run():
+        stop, fake = asyncio.Event(), SimpleNamespace(exit_code=0)
+        worker = asyncio.create_task(agent_module.Agent._keep_running(fake, "supervisor", ends_once, stop))
+        while len(calls) < 2 and not worker.done():
+            await asyncio.sleep(0.01)
+        stop.set()
+        await worker
+        return fake.exit_code
+
+    assert asyncio.run(asyncio.wait_for(run(), 5)) == 0
+    assert len(calls) == 2
+    failed = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"task_failed"' in line]
+    assert [entry["task"] for entry in failed] == ["supervisor"], failed
+
+
+def test_cancelling_a_loop_task_ends_it_without_a_restart(monkeypatch):
+    """The agent's own cancel of a worker at shutdown (or a TaskGroup's) ends it: no restart."""
+    from types import SimpleNamespace
+
+    from pico_agent import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "restart_delay", lambda failures: 0.001)
+    calls = []
+
+    async def serves(stop):
+        calls.append(1)
+        await stop.wait()
+
+    async def run():
+        stop, fake = asyncio.Event(), SimpleNamespace(exit_code=0)
+        worker = asyncio.create_task(agent_module.Agent._keep_running(fake, "membership", serves, stop))
+        await asyncio.sleep(0.05)
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        return fake.exit_code
+
+    assert asyncio.run(asyncio.wait_for(run(), 5)) == 0 and calls == [1]
 
 
 def test_cached_answers_follow_the_catalog_and_carry_each_query_id(resolver):

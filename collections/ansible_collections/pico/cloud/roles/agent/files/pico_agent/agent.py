@@ -200,28 +200,39 @@ class Agent:
                             stop: asyncio.Event) -> None:
         """Run one of the agent's loops; restart it when it fails. A loop that keeps failing ends the
         agent (Serf left, exit 1) for systemd to restart, rather than a half-working agent that its
-        peers still count on."""
+        peers still count on. A loop ends only at stop: one that returns before, or is cancelled
+        from inside (a cancelled future it awaited, not this task's own cancel, which is shutdown),
+        has failed too, or the agent would go on without it and say nothing."""
         failures: list[float] = []
         while not stop.is_set():
             try:
                 await work(stop)
-                return
-            except Exception as err:
-                now = time.monotonic()
-                failures = [t for t in failures if now - t < TASK_FAILURE_WINDOW] + [now]
-                where = traceback.extract_tb(err.__traceback__)[-1]
-                log("error", "task_failed", task=name, error=repr(err)[:300],
-                    at=f"{Path(where.filename).name}:{where.lineno}", failures_in_window=len(failures))
-                if len(failures) >= TASK_FAILURE_LIMIT:
-                    log("error", "agent_giving_up", task=name,
-                        why=f"{len(failures)} failures within {TASK_FAILURE_WINDOW:g} s")
-                    self.exit_code = 1
-                    stop.set()
+                if stop.is_set():
                     return
-                try:
-                    await asyncio.wait_for(stop.wait(), restart_delay(len(failures)))
-                except asyncio.TimeoutError:
-                    pass
+                err: BaseException = RuntimeError("the loop returned before the agent stopped")
+            except asyncio.CancelledError as cancelled:
+                task = asyncio.current_task()
+                if stop.is_set() or (task is not None and task.cancelling()):
+                    raise
+                err = cancelled
+            except Exception as failed:
+                err = failed
+            now = time.monotonic()
+            failures = [t for t in failures if now - t < TASK_FAILURE_WINDOW] + [now]
+            frames = traceback.extract_tb(err.__traceback__)
+            log("error", "task_failed", task=name, error=repr(err)[:300],
+                at=f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "returned",
+                failures_in_window=len(failures))
+            if len(failures) >= TASK_FAILURE_LIMIT:
+                log("error", "agent_giving_up", task=name,
+                    why=f"{len(failures)} failures within {TASK_FAILURE_WINDOW:g} s")
+                self.exit_code = 1
+                stop.set()
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), restart_delay(len(failures)))
+            except asyncio.TimeoutError:
+                pass
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio's own errors (accept() out of file descriptors, a callback that raised): one
