@@ -18,7 +18,7 @@ description:
     which were lost during the run (unreachable or failed), which were left out because they are
     powered down, and how to converge the missing ones.
   - An empty list means every board of the group took part.
-positional: remaining, playbook, missed, notes
+positional: remaining, playbook, missed, notes, run_failed
 options:
   _input:
     description: The C(pico_fleet) fact - C(group), C(powered_down), C(reached) and C(switch_problems).
@@ -41,6 +41,12 @@ options:
     description: Per board, a sentence to add about it (what the playbook knows it left undone there).
     type: dict
     default: {}
+  run_failed:
+    description:
+      - The run also failed on boards it reached (a rollout that failed and was rolled back), so
+        running it again does more than converge the boards named, and the summary says so.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -58,9 +64,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pico.cloud.plugins.module_utils._fleet import summary_lines
 
 
-def _fleet_summary(fleet, remaining, playbook, missed="", notes=None):
+def _fleet_summary(fleet, remaining, playbook, missed="", notes=None, run_failed=False):
     try:
-        return summary_lines(fleet, remaining, playbook, missed, notes or {})
+        return summary_lines(fleet, remaining, playbook, missed, notes or {}, run_failed)
     except (TypeError, ValueError) as err:
         raise AnsibleFilterError("fleet_summary: %s" % err)
 

@@ -22,8 +22,12 @@ def _join(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def summary_lines(fleet, remaining, playbook, missed="", notes=None):
-    """Sentences naming the boards of the group a run did not converge, in the group's order."""
+def summary_lines(fleet, remaining, playbook, missed="", notes=None, run_failed=False):
+    """Sentences naming the boards of the group a run did not converge, in the group's order.
+
+    run_failed: the run also failed on boards it reached (a rollout that failed and rolled back),
+    so running it again does more than converge the boards named.
+    """
     if not isinstance(fleet, dict):
         raise TypeError("the fleet must be the pico_fleet fact (a dict), got %r" % (fleet,))
     group = _names(fleet.get("group", []), "group")
@@ -31,6 +35,8 @@ def summary_lines(fleet, remaining, playbook, missed="", notes=None):
     reached = set(_names(fleet.get("reached", []), "reached"))
     remaining = set(_names(remaining, "remaining"))
     notes = notes or {}
+    if not isinstance(run_failed, bool):
+        raise TypeError("run_failed must be true or false, got %r" % (run_failed,))
     not_reached = [b for b in group if b not in powered_down and b not in reached]
     lost = [b for b in group if b in reached and b not in remaining]
     lines = []
@@ -48,10 +54,13 @@ def summary_lines(fleet, remaining, playbook, missed="", notes=None):
         one = len(missing) == 1
         # A board lost during the run may have failed rather than gone away: then coming back is not enough.
         fixed = ""
-        if any(board in lost for board in missing):
+        if run_failed:
+            fixed = " and the failure above is fixed"
+        elif any(board in lost for board in missing):
             fixed = ", or the failure above is fixed" if one else ", or the failures above are fixed"
-        lines.append("When %s back%s, run %s again: it converges %s and changes nothing on the others." % (
-            "it is" if one else "they are", fixed, playbook, "that board" if one else "those boards"))
+        lines.append("When %s back%s, run %s again: it converges %s and %s." % (
+            "it is" if one else "they are", fixed, playbook, "that board" if one else "those boards",
+            "retries what failed on the others" if run_failed else "changes nothing on the others"))
     off = [b for b in group if b in powered_down]
     if off:
         lines.append("Powered down, left out on purpose: %s (energy.yml; deploy.yml powers boards up when it needs "

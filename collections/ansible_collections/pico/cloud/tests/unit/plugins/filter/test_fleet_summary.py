@@ -61,3 +61,12 @@ def test_bad_input_is_a_filter_error():
         fleet_summary(["n1"], [], "site.yml")
     with pytest.raises(AnsibleFilterError, match="reached must be a list of board names"):
         fleet_summary({"group": GROUP, "reached": "n1"}, [], "site.yml")
+
+
+def test_after_a_run_that_failed_on_the_others_a_rerun_is_not_called_a_no_op_there():
+    fleet = {"group": GROUP, "powered_down": [], "reached": ["n1", "n2", "n3"]}
+    assert fleet_summary(fleet, ["n1", "n2"], "deploy.yml", "", {}, True)[-1] == (
+        "When they are back and the failure above is fixed, run deploy.yml again: it converges those boards and "
+        "retries what failed on the others.")
+    with pytest.raises(AnsibleFilterError, match="run_failed must be true or false, got 'yes'"):
+        fleet_summary(fleet, ["n1", "n2"], "deploy.yml", "", {}, "yes")
