@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.lab_access import playbook, playbook_pausing
+from tests.integration.lab_access import node_exec, node_ok, playbook, playbook_pausing
 
 LAB, MIX, SUBNET, PORT_BASE = "pico-en", "native=6", "172.28.72.0/24", 2850
 BOARDS = tuple("native-%d" % i for i in range(1, 7))
@@ -63,7 +63,11 @@ def powered(board):
 
 
 def on_board(board, *cmd):
-    return subprocess.run(["docker", "exec", container(board), *cmd], capture_output=True, text=True, check=True).stdout
+    return node_exec(board, *cmd, lab=LAB)
+
+
+def on_board_ok(board, *cmd):
+    return node_ok(board, *cmd, lab=LAB)
 
 
 def agent(board, path):

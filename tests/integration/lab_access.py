@@ -59,18 +59,19 @@ def playbook_pausing(inventory, *args, pauses, env=None) -> PlaybookRun:
                                  env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})})
 
 
-def node_run(node, *cmd, check=True) -> subprocess.CompletedProcess:
-    """A command on a lab node, through docker exec (text output captured)."""
-    return subprocess.run(["docker", "exec", f"{LAB_NAME}-lab-{node}", *cmd], capture_output=True, text=True, check=check)
+def node_run(node, *cmd, check=True, lab=LAB_NAME) -> subprocess.CompletedProcess:
+    """A command on a node of a lab (this module's, unless `lab` names another), through docker
+    exec (text output captured)."""
+    return subprocess.run(["docker", "exec", f"{lab}-lab-{node}", *cmd], capture_output=True, text=True, check=check)
 
 
-def node_exec(node, *cmd):
-    return node_run(node, *cmd).stdout
+def node_exec(node, *cmd, lab=LAB_NAME):
+    return node_run(node, *cmd, lab=lab).stdout
 
 
-def node_ok(node, *cmd):
+def node_ok(node, *cmd, lab=LAB_NAME):
     """Whether a command on a lab node exits 0 (node_exec raises when it does not)."""
-    return node_run(node, *cmd, check=False).returncode == 0
+    return node_run(node, *cmd, check=False, lab=lab).returncode == 0
 
 
 def wait_for(check, timeout, what, show=lambda: ""):

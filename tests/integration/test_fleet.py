@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from browser import page_text, screenshot
-from tests.integration.fleet_lab import (BOARDS, GIVE_UP_SOONER, agent, container, on_board, powered, run,
+from tests.integration.fleet_lab import (BOARDS, GIVE_UP_SOONER, agent, container, on_board, on_board_ok, powered, run,
                                          run_pausing, service, tunnel_to_agent)
 from tests.integration.lab_access import PauseWhen, playbook, wait_for
 from tests.playbook_run import expect_away, expect_refused, expect_success
@@ -162,10 +162,6 @@ def test_status_the_power_report_logs_and_the_status_page_name_a_board_away(flee
         assert re.search(rf"^{service} {slot} native-3 waits for room$", page, re.M), page
     for service, slot in settled["copies"]:
         assert re.search(rf"^{service} \d+ / \d+ .*\(for native-3 slot {slot}\)", page, re.M), page
-
-
-def on_board_ok(board, *cmd):
-    return subprocess.run(["docker", "exec", container(board), *cmd], capture_output=True, check=False).returncode == 0
 
 
 def batch_board(number):
