@@ -25,6 +25,11 @@ TAG_API, TAG_VERSION = "api", "cv"
 # up to 30 s later (seen in about 1 of 8 two-boards-lost chaos runs: one survivor 21 s late). The
 # same tags are set again this long after each change: each time a new broadcast, a new chance.
 REANNOUNCE_AFTER = (1.0, 3.0)
+# Anti-entropy also reads this node's own tag back from Serf. Found behind its catalog's version at
+# this many syncs in a row (the version unchanged), the tag is set again; one more, and the session
+# is given up and a new one started (it publishes at its start). One look is not enough: a change
+# may be on its way to the tag.
+OWN_TAG_REPUBLISH, OWN_TAG_NEW_SESSION = 2, 3
 # A peer whose catalog cannot be taken (refused, unreachable, or serving another version than its
 # tag says) is asked again after a wait that doubles up to a minute, not at once: a tag that never
 # matches once kept every peer fetching ~800 times a second.
@@ -56,6 +61,8 @@ class Membership:
         # The first look at the members after the agent starts finds them as they are; what
         # changes after it is seen happening (catalog.member_since).
         self._first_look_done = False
+        # (this node's catalog version, syncs in a row that found its own tag behind it)
+        self._own_tag_behind: tuple[str, int] = ("", 0)
 
     @property
     def connected(self) -> bool:
@@ -98,6 +105,7 @@ class Membership:
         are stopped, the session is lost and run() starts a new one. (A TaskGroup drops a task
         that ends cancelled without a word; on 2 of 30 lab nodes the tag publisher stopped
         without one, and their catalog changes no longer reached their peers.)"""
+        self._own_tag_behind = ("", 0)  # this session publishes at its start
         await self.sync(client)
         await self._announce(client)
         self.publish_needed.set()
@@ -248,6 +256,27 @@ class Membership:
         for member in members:
             self._observe(member)
         self._first_look_done = True
+        self._check_own_tag(next((m for m in members if m.name == self.config.node_name), None))
+
+    def _check_own_tag(self, me: Member | None) -> None:
+        """Whatever kept this node's catalog version from its tag (a change the publisher was never
+        told of, a publisher stuck, a tag set by another client), peers would never fetch the
+        catalog again: seen that way at consecutive syncs, the tags are set again, then the session
+        is started again."""
+        version = self.catalog.local_version
+        if me is None or me.status != "alive" or me.tags.get(TAG_VERSION) == version:
+            self._own_tag_behind = ("", 0)
+            return
+        seen_for, times = self._own_tag_behind
+        times = times + 1 if seen_for == version else 1
+        self._own_tag_behind = (version, times)
+        if times == OWN_TAG_REPUBLISH:
+            log("warning", "own_catalog_tag_stale", announced=me.tags.get(TAG_VERSION), version=version)
+            self.published = None
+            self.publish_needed.set()
+        elif times >= OWN_TAG_NEW_SESSION:
+            raise SerfError(f"this node's tag {TAG_VERSION}={me.tags.get(TAG_VERSION)} still is not its catalog version "
+                            f"{version} after it was set again: a new session publishes it")
 
     async def _announce(self, client: SerfClient) -> None:
         """After a graceful leave (an agent restart) peers may still hold the leave intent and keep
