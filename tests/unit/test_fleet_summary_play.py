@@ -1,14 +1,13 @@
 """The closing summary of a playbook whose run failed on the boards it reached (deploy.yml after a
 failed rollout): a real ansible-playbook run of the fleet role's summary in a play shaped like
 deploy.yml's (a run_once failure inside a block, the summary in its always), on local hosts."""
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.playbook_run import expect_refused, expect_unchanged, run_playbook
+
+REACHED = ["n1", "n2", "n3"]
 INVENTORY = "pico_nodes:\n  hosts:\n" + "".join(
     f"    n{i}: {{ansible_connection: local, ansible_python_interpreter: '{sys.executable}'}}\n" for i in range(1, 5))
 PLAY = """
@@ -19,7 +18,6 @@ PLAY = """
     - name: The fleet as the run found it, where n4 did not answer
       ansible.builtin.set_fact:
         pico_fleet: {group: [n1, n2, n3, n4], reached: [n1, n2, n3], powered_down: []}
-      run_once: true
     - name: Roll out, then name the boards away
       block:
         - name: Fail once for the run, as a failed rollout does
@@ -47,13 +45,11 @@ PLAY = """
 def test_the_rerun_advice_says_what_a_rerun_does_on_the_others(rollout_fails, rerun, tmp_path):
     (tmp_path / "hosts.yml").write_text(INVENTORY)
     (tmp_path / "play.yml").write_text(PLAY)
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "hosts.yml", "play.yml", "-l", "n1,n2,n3",
-         "-e", f"rollout_fails={rollout_fails}"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
-             "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
-    text = " ".join(result.stdout.replace("'", "").split())
-    assert result.returncode == (2 if rollout_fails else 0), text + result.stderr[-2000:]
-    assert "Not reached: n4 did not answer when the run started; nothing of deploy.yml was done there." in text
-    assert rerun in text, text
+    result = run_playbook(tmp_path / "hosts.yml", str(tmp_path / "play.yml"), "-l", "n1,n2,n3",
+                          "-e", f"rollout_fails={rollout_fails}", env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
+    said = ("Not reached: n4 did not answer when the run started; nothing of deploy.yml was done there.", rerun)
+    if rollout_fails:
+        expect_refused(result, REACHED, "the rollout failed", *said)
+    else:
+        expect_unchanged(result, REACHED)
+        assert all(line in result.text for line in said), result.tail()
