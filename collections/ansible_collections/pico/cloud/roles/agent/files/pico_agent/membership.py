@@ -16,7 +16,7 @@ from .catalog import MAX_CATALOG_BYTES, Catalog, parse_remote_body
 from .config import AgentConfig
 from .log import Throttled, log
 from .metrics import Metrics
-from .serf import Member, SerfClient, SerfError, read_rpc_auth
+from .serf import Member, SerfBroadcastLate, SerfClient, SerfError, read_rpc_auth
 
 TAG_API, TAG_VERSION = "api", "cv"
 # A catalog version reaches peers as a Serf tag, by gossip with a few retransmissions. Right after
@@ -231,14 +231,24 @@ class Membership:
             version, now = self.catalog.local_version, time.monotonic()
             tags = {TAG_API: str(self.config.http_port), TAG_VERSION: version}
             if version != self.published:
-                await client.set_tags(tags)
+                await self._set_tags(client, tags)
                 self.published = version
                 reannounce_at = [now + delay for delay in REANNOUNCE_AFTER]
                 log("debug", "catalog_published", version=version, instances=len(self.catalog.local))
             elif reannounce_at and now >= reannounce_at[0]:
                 reannounce_at.pop(0)
-                await client.set_tags(tags)
+                await self._set_tags(client, tags)
                 log("debug", "catalog_reannounced", version=version)
+
+    @staticmethod
+    async def _set_tags(client: SerfClient, tags: dict[str, str]) -> None:
+        """A broadcast Serf could not finish in time is published all the same: the tags are set
+        on this node and gossip goes on (so do the reannouncements and push-pull). Taken as Serf
+        lost, it started a new session and logged serf_unavailable, on 5 of a 30-board lab's boards."""
+        try:
+            await client.set_tags(tags)
+        except SerfBroadcastLate as err:
+            log("warning", "catalog_broadcast_late", version=tags[TAG_VERSION], error=str(err))
 
     async def _anti_entropy(self, client: SerfClient, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -26,6 +26,15 @@ class SerfError(Exception):
     """The Serf agent is unreachable or refused a command."""
 
 
+# memberlist's answer to a tags change it made on this node and queued for gossip but did not send
+# to enough peers within Serf's broadcast_timeout (5 s; on a CPU-starved board): late, not lost.
+_BROADCAST_LATE = "timeout waiting for update broadcast"
+
+
+class SerfBroadcastLate(SerfError):
+    """The tags are set on this node; their gossip to the peers goes on after Serf's answer."""
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
@@ -181,7 +190,12 @@ class SerfClient:
         return [Member.from_rpc(raw) for raw in body.get("Members", [])]
 
     async def set_tags(self, tags: dict[str, str], delete: list[str] | None = None) -> None:
-        await self._call("tags", {"Tags": tags, "DeleteTags": delete or []})
+        try:
+            await self._call("tags", {"Tags": tags, "DeleteTags": delete or []})
+        except SerfError as err:
+            if _BROADCAST_LATE in str(err):
+                raise SerfBroadcastLate(str(err)) from None
+            raise
 
     async def join(self, addresses: list[str]) -> int:
         """Join through these members; Serf then broadcasts a fresh join intent."""
