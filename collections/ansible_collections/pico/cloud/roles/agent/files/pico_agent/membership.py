@@ -240,14 +240,14 @@ class Membership:
                 await self._set_tags(client, tags)
                 log("debug", "catalog_reannounced", version=version)
 
-    @staticmethod
-    async def _set_tags(client: SerfClient, tags: dict[str, str]) -> None:
+    async def _set_tags(self, client: SerfClient, tags: dict[str, str]) -> None:
         """A broadcast Serf could not finish in time is published all the same: the tags are set
         on this node and gossip goes on (so do the reannouncements and push-pull). Taken as Serf
         lost, it started a new session and logged serf_unavailable, on 5 of a 30-board lab's boards."""
         try:
             await client.set_tags(tags)
         except SerfBroadcastLate as err:
+            self.metrics.serf_broadcasts_late += 1
             log("warning", "catalog_broadcast_late", version=tags[TAG_VERSION], error=str(err))
 
     async def _anti_entropy(self, client: SerfClient, stop: asyncio.Event) -> None:

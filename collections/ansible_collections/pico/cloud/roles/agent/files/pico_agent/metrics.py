@@ -34,6 +34,7 @@ class Metrics:
         self.reconcile_seconds_sum = 0.0
         self.reconcile_seconds_last = 0.0
         self.peer_fetch_failures = 0
+        self.serf_broadcasts_late = 0
         self.dns_queries = 0
         # Set by the agent from its connection limiter before each render.
         self.connections_waiting = 0
@@ -98,6 +99,9 @@ class Metrics:
                [({}, round(self.reconcile_seconds_last, 6))])
         metric("pico_peer_fetch_failures_total", "counter", "Failed fetches of a peer's catalog.",
                [({}, self.peer_fetch_failures)])
+        metric("pico_serf_broadcasts_late_total", "counter",
+               "Catalog tag changes whose gossip Serf had not finished within its broadcast timeout (a busy CPU).",
+               [({}, self.serf_broadcasts_late)])
         metric("pico_dns_queries_total", "counter", "DNS queries answered.", [({}, self.dns_queries)])
         metric("pico_connections_waiting", "gauge", "TCP connections (API, DNS) that have not sent a whole request.",
                [({}, self.connections_waiting)])
