@@ -350,7 +350,8 @@ def test_a_querys_rcode_and_truncation_bits_do_not_reach_the_answer(catalog):
 def against_serf(scenario, sync_interval=30.0, *, with_peer=False):
     """Run `scenario(membership, catalog, observer, tag_becomes)` against a real Serf agent on
     loopback: the agent's Membership of node "a" connected to it, and an observer, a second RPC
-    client, to read node a's tag (tag_becomes(version, within) waits for it) and set tags too.
+    client, to read node a's tag (tag_becomes(version, within) waits for it; seen_by another
+    client, as that one's Serf has it) and set tags too.
     with_peer: node a has joined a second Serf agent, node b, first (a's broadcasts then wait for
     gossip, up to a 1 s broadcast_timeout), and the scenario gets a fifth argument: the Serf
     processes and RPC addresses by node name."""
@@ -378,11 +379,13 @@ def against_serf(scenario, sync_interval=30.0, *, with_peer=False):
         session = asyncio.create_task(membership.run(stop))
         observer = SerfClient(*rpc.split(":"))
 
-        async def tag_becomes(version, within):
+        async def tag_becomes(version, within, seen_by=None, every=0.1):
+            """Node a's tag as node a's Serf has it (the observer's), or as another client's sees it."""
             deadline = time.monotonic() + within
-            while (seen := next(m.tags.get(TAG_VERSION) for m in await observer.members() if m.name == "a")) != version:
+            while (seen := next(m.tags.get(TAG_VERSION) for m in await (seen_by or observer).members()
+                                if m.name == "a")) != version:
                 assert time.monotonic() < deadline, f"the tag is {seen}, not {version}, after {within} s"
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(every)
 
         for _ in range(50):  # Serf takes a moment to answer RPC
             try:
@@ -496,8 +499,8 @@ def test_a_tag_whose_gossip_serf_could_not_finish_in_time_counts_as_published(mo
             if client is not session_client or answers:
                 return await set_tags(client, tags, delete)
             answer = asyncio.ensure_future(set_tags(client, tags, delete))
-            while next(m.tags.get(TAG_VERSION) for m in await observer.members() if m.name == "a") != tags[TAG_VERSION]:
-                await asyncio.sleep(0.01)  # not yet set: memberlist waits for the gossip once it is
+            # Once set on node a, memberlist waits for the gossip: stop Serf before it can send it.
+            await tag_becomes(tags[TAG_VERSION], 5, every=0.01)
             nodes["a"][0].send_signal(signal.SIGSTOP)
             await asyncio.sleep(1.5)
             nodes["a"][0].send_signal(signal.SIGCONT)
@@ -515,9 +518,7 @@ def test_a_tag_whose_gossip_serf_could_not_finish_in_time_counts_as_published(mo
         peer = SerfClient(*nodes["b"][1].split(":"))
         await peer.connect()
         deadline = time.monotonic() + 10
-        while next(m.tags.get(TAG_VERSION) for m in await peer.members() if m.name == "a") != catalog.local_version:
-            assert time.monotonic() < deadline, "node b never learnt node a's catalog version"
-            await asyncio.sleep(0.1)
+        await tag_becomes(catalog.local_version, 10, seen_by=peer)  # node b learns it
         await peer.close()
         while not answers or membership.published != catalog.local_version:  # b may learn it first
             assert time.monotonic() < deadline, f"not published: Serf answered {answers}"
