@@ -215,6 +215,17 @@ def test_deploy_goes_on_without_boards_lost_between_batches_and_inside_one(fleet
              "every board serving spread again")
 
 
+def test_deploy_refuses_a_limit_before_any_change_and_names_the_way(fleet):
+    """Placement is planned over the whole group: a --limit would move the replicas of the boards
+    outside it. The refusal names the one-service run instead."""
+    before = digests("native-1", "/etc/pico-agent/plan.json")
+    refused = run(fleet, "playbooks/deploy.yml", PLACED, "--limit", "native-1")
+    expect_refused(refused, ["native-1"], "native-2, native-3, native-4, native-5, native-6 of group pico_nodes are not in "
+                   "this play (--limit?). Placement is planned over the whole group: run without --limit, and use "
+                   "-e service=NAME to roll out one service.")
+    assert digests("native-1", "/etc/pico-agent/plan.json") == before
+
+
 def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
     """update.auto_rollback: false: the batch whose new version fails its health check keeps it
     (an operator wants to look at it), nothing else is touched, and the run fails saying so. The

@@ -157,9 +157,25 @@ def test_invalid_key_file_stops_every_node(lab_inventory, converged):
     assert _conf_digest() == before
 
 
-def test_a_limited_run_is_refused(lab_inventory, converged):
-    result = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native")
-    expect_refused(result, NATIVE, "pizero-1 of group pico_nodes are not in this play (--limit?)")
+def test_a_limited_run_keeps_the_members_outside_it_and_refuses_what_they_would_need_to_learn(lab_inventory, converged):
+    """--limit converges the boards it names, the others' entries as last known (as for a board
+    away); a run whose changes the boards outside the limit would need is refused, before any change."""
+    before = {node: file_digest(node, "/etc/wireguard/wg0.conf") for node in NODES}
+    expect_unchanged(playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native"), NATIVE)
+
+    moved = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native-1", "-e", "pico_wireguard_port=51999")
+    expect_refused(moved, ["native-1"], f"native-1 would change its mesh address or port, from {mesh_addresses()['native-1']} "
+                   "port 51820 to", "run without --limit, so native-2, pizero-1 learn it")
+
+    # native-1's configuration without its [Peer] section of pizero-1: native-1 never met it.
+    node_exec("native-1", "cp", "-p", "/etc/wireguard/wg0.conf", "/root/wg0.conf.saved")
+    node_exec("native-1", "sed", "-i", "/^# pizero-1 /,/^$/d", "/etc/wireguard/wg0.conf")
+    try:
+        unknown = playbook(lab_inventory, "site.yml", "--tags", "wireguard", "--limit", "native-1")
+    finally:
+        node_exec("native-1", "mv", "/root/wg0.conf.saved", "/etc/wireguard/wg0.conf")
+    expect_refused(unknown, ["native-1"], "no member in this run holds a WireGuard peer entry for pizero-1, outside --limit")
+    assert {node: file_digest(node, "/etc/wireguard/wg0.conf") for node in NODES} == before
 
 
 def test_key_rotation_changes_every_key_keeps_them_private_and_the_mesh_up(lab_inventory, converged):

@@ -156,3 +156,44 @@ def mesh_peers(members, fresh, records):
         peers[name] = {"public_key": public_key, "address": address, "endpoint": endpoint, "port": port,
                        "key_time": key_time, "last_known": True}
     return peers, unknown
+
+
+def limit_problems(members, in_play, fresh, records):
+    """What a run limited to some members (--limit) would leave wrong on the members outside it.
+
+    Those members are not changed, so the run is sound only where they need to learn nothing:
+    every member in the play has its key already, keeps the mesh address and port its interface
+    runs with, and the members outside are known to the play's members, so their entries are kept
+    as last known, as for a board that is away (an endpoint that moves is learned by WireGuard's
+    roaming, from the first packet of the moved member).
+
+    members: the group's names. in_play: the names the play started with (a board unreachable
+    now is in it: it is away, not outside). fresh: what this run learned from the members it
+    reached, each with C(public_key) (None where a key would be made) and C(applied), the probe's
+    line `applied ADDRESS PORT` of the settings its interface runs with ('' where it has none).
+    records: per member reached, its probe's peer lines (parse_peer_records).
+    Returns one sentence per problem, naming the member and the fix; empty outside a limited run.
+    """
+    outside = [name for name in members if name not in in_play]
+    if not outside:
+        return []
+    fix = "run without --limit, so %s learn%s it" % (", ".join(outside), "s" if len(outside) == 1 else "")
+    problems = []
+    for name in sorted(fresh):
+        entry = fresh[name]
+        applied = (entry.get("applied") or "").split()
+        if not entry.get("public_key"):
+            problems.append("%s has no WireGuard key yet: %s" % (name, fix))
+        elif len(applied) != 3:
+            problems.append("%s has not joined the mesh yet: %s" % (name, fix))
+        elif applied[1] != str(entry.get("address")) or applied[2] != str(entry.get("port")):
+            problems.append("%s would change its mesh address or port, from %s port %s to %s port %s: %s"
+                            % (name, applied[1], applied[2], entry.get("address"), entry.get("port"), fix))
+    parsed = dict((observer, parse_peer_records(lines or [])) for observer, lines in records.items())
+    dummy, unknown = mesh_peers(list(members), fresh, parsed)
+    unheld = [name for name in outside if name in unknown]
+    if unheld:
+        problems.append("no member in this run holds a WireGuard peer entry for %s, outside --limit (the members in it "
+                        "never joined the mesh with %s): run without --limit"
+                        % (", ".join(unheld), "it" if len(unheld) == 1 else "them"))
+    return problems
