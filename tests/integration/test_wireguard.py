@@ -177,6 +177,14 @@ def test_a_limited_run_keeps_the_members_outside_it_and_refuses_what_they_would_
     expect_refused(unknown, ["native-1"], "no member in this run holds a WireGuard peer entry for pizero-1, outside --limit")
     assert {node: file_digest(node, "/etc/wireguard/wg0.conf") for node in NODES} == before
 
+    # A new key has to reach every peer: key rotation never runs limited.
+    keys = {node: file_digest(node, "/etc/wireguard/wg0.key") for node in NODES}
+    rotation = playbook(lab_inventory, "playbooks/rotate-wireguard-keys.yml", "--limit", "native",
+                        "-e", "pico_wireguard_rotate_min_age_hours=0")
+    expect_refused(rotation, NATIVE, "pizero-1 of group pico_nodes are not in this play (--limit?). Every peer has to "
+                   "learn a new key: run without --limit, and use -e pico_wireguard_rotate_nodes=NAME")
+    assert {node: file_digest(node, "/etc/wireguard/wg0.key") for node in NODES} == keys
+
 
 def test_key_rotation_changes_every_key_keeps_them_private_and_the_mesh_up(lab_inventory, converged):
     """playbooks/rotate-wireguard-keys.yml on the lab, every key due (minimum age 0)."""

@@ -17,6 +17,9 @@ description:
     its key already and keep the mesh address and port its interface runs with, and every member
     outside must be held by a member in the play, so its entry is kept as last known (as for a
     board that is away). An endpoint that moves is learned by WireGuard's roaming.
+  - The entry kept for a member outside must be current - a member in the play shook hands with it
+    at that key in the last 3 minutes. So a key rotated while the members in the play were away is
+    found, and a member outside that is down needs the run without C(--limit) too.
   - Returns one sentence per problem, naming the member and the fix; empty when the run is not
     limited.
 positional: in_play, fresh, records
@@ -35,8 +38,9 @@ options:
   fresh:
     description: >-
       What this run learned from each member it reached, by name - C(address), C(port),
-      C(public_key) (null where a key would be made) and C(applied), the probe's line
-      C(applied ADDRESS PORT) of the settings the member's interface runs with (empty where none).
+      C(public_key) (null where a key would be made), C(applied), the probe's line
+      C(applied ADDRESS PORT) of the settings the member's interface runs with (empty where none),
+      and C(shook_hands), the public keys of the peers it shook hands with in the last 3 minutes.
     type: dict
     required: true
   records:

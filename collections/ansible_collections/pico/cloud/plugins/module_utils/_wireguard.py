@@ -162,15 +162,18 @@ def limit_problems(members, in_play, fresh, records):
     """What a run limited to some members (--limit) would leave wrong on the members outside it.
 
     Those members are not changed, so the run is sound only where they need to learn nothing:
-    every member in the play has its key already, keeps the mesh address and port its interface
-    runs with, and the members outside are known to the play's members, so their entries are kept
-    as last known, as for a board that is away (an endpoint that moves is learned by WireGuard's
-    roaming, from the first packet of the moved member).
+    every member in the play has its key already and keeps the mesh address and port its
+    interface runs with (an endpoint that moves is learned by WireGuard's roaming, from the first
+    packet of the moved member). And the entry kept for each member outside must be current: a
+    member in the play shook hands with it at that key in the last 3 minutes. A key rotated while
+    the members in the play were away is found so, and so is a member outside that is down (its
+    key could have changed without them): both need the run without --limit.
 
     members: the group's names. in_play: the names the play started with (a board unreachable
     now is in it: it is away, not outside). fresh: what this run learned from the members it
-    reached, each with C(public_key) (None where a key would be made) and C(applied), the probe's
-    line `applied ADDRESS PORT` of the settings its interface runs with ('' where it has none).
+    reached, each with C(public_key) (None where a key would be made), C(applied), the probe's
+    line `applied ADDRESS PORT` of the settings its interface runs with ('' where it has none),
+    and C(shook_hands), the public keys of the peers it shook hands with in the last 3 minutes.
     records: per member reached, its probe's peer lines (parse_peer_records).
     Returns one sentence per problem, naming the member and the fix; empty outside a limited run.
     """
@@ -190,10 +193,16 @@ def limit_problems(members, in_play, fresh, records):
             problems.append("%s would change its mesh address or port, from %s port %s to %s port %s: %s"
                             % (name, applied[1], applied[2], entry.get("address"), entry.get("port"), fix))
     parsed = dict((observer, parse_peer_records(lines or [])) for observer, lines in records.items())
-    dummy, unknown = mesh_peers(list(members), fresh, parsed)
+    peers, unknown = mesh_peers(list(members), fresh, parsed)
     unheld = [name for name in outside if name in unknown]
     if unheld:
         problems.append("no member in this run holds a WireGuard peer entry for %s, outside --limit (the members in it "
                         "never joined the mesh with %s): run without --limit"
                         % (", ".join(unheld), "it" if len(unheld) == 1 else "them"))
+    shaken = set(key for entry in fresh.values() for key in entry.get("shook_hands") or [])
+    silent = [name for name in outside if name in peers and peers[name]["public_key"] not in shaken]
+    if silent:
+        problems.append("no member in this run has shaken hands with %s (outside --limit) over the mesh in the last 3 "
+                        "minutes, so the entry they hold is not known to be current (down, or a key changed while they "
+                        "were away): run without --limit" % ", ".join(silent))
     return problems

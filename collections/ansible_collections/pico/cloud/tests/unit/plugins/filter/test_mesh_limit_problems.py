@@ -7,13 +7,13 @@ from ansible_collections.pico.cloud.plugins.filter import mesh_limit_problems as
 
 mesh_limit_problems = limit_plugin.FilterModule().filters()["mesh_limit_problems"]
 
-KEY_A, KEY_B, KEY_C = ("A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "=")
+KEY_A, KEY_B, KEY_C, KEY_B2 = ("A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "=", "D" * 43 + "=")
 MEMBERS = ["a", "b", "c"]
 
 
-def fresh(address, key=KEY_A, applied="applied 10.99.0.1 51820", port=51820):
+def fresh(address, key=KEY_A, applied="applied 10.99.0.1 51820", port=51820, shook_hands=(KEY_B, KEY_C)):
     return {"address": address, "endpoint": "172.28.10.11", "port": port, "public_key": key, "key_time": 100,
-            "applied": applied}
+            "applied": applied, "shook_hands": list(shook_hands)}
 
 
 def record(name, key, address):
@@ -34,7 +34,8 @@ def test_a_member_in_the_mesh_already_may_run_alone():
 
 def test_an_outside_member_another_member_in_the_run_holds_is_known():
     records = {"a": [record("b", KEY_B, "10.99.0.2")], "c": [record("b", KEY_B, "10.99.0.2")]}
-    both = {"a": fresh("10.99.0.1"), "c": fresh("10.99.0.3", key=KEY_C, applied="applied 10.99.0.3 51820")}
+    both = {"a": fresh("10.99.0.1", shook_hands=[]),
+            "c": fresh("10.99.0.3", key=KEY_C, applied="applied 10.99.0.3 51820", shook_hands=[KEY_B])}
     assert mesh_limit_problems(MEMBERS, ["a", "c"], both, records) == []
 
 
@@ -64,3 +65,23 @@ def test_an_outside_member_no_member_in_the_run_holds_is_refused():
 def test_bad_input_is_named():
     with pytest.raises(AnsibleFilterError, match="needs the members"):
         mesh_limit_problems("a,b", ["a"], {}, {})
+
+
+def test_an_outside_member_no_member_in_the_run_shook_hands_with_is_refused():
+    """b's key may have changed while a was away (a holds the older one), or b is down: a handshake
+    at the key held proves it current."""
+    problems = mesh_limit_problems(MEMBERS, ["a"], {"a": fresh("10.99.0.1", shook_hands=[KEY_C])}, A_HOLDS_B_AND_C)
+    assert problems == ["no member in this run has shaken hands with b (outside --limit) over the mesh in the last 3 "
+                        "minutes, so the entry they hold is not known to be current (down, or a key changed while they "
+                        "were away): run without --limit"]
+
+
+def test_the_newest_key_held_is_the_one_that_must_have_shaken_hands():
+    """a holds b's older key, c its newer one (a was away during b's rotation): c's handshake at the
+    newer key is what counts, and a is given that key."""
+    records = {"a": [record("b", KEY_B, "10.99.0.2").replace(" 100 ", " 50 ")], "c": [record("b", KEY_B2, "10.99.0.2")]}
+    run = {"a": fresh("10.99.0.1", shook_hands=[]),
+           "c": fresh("10.99.0.3", key=KEY_C, applied="applied 10.99.0.3 51820", shook_hands=[KEY_B2])}
+    assert mesh_limit_problems(MEMBERS, ["a", "c"], run, records) == []
+    run["c"]["shook_hands"] = [KEY_B]
+    assert "has shaken hands with b " in mesh_limit_problems(MEMBERS, ["a", "c"], run, records)[0]
