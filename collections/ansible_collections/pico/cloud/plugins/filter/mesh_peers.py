@@ -53,7 +53,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pico.cloud.plugins.module_utils._wireguard import mesh_peers, parse_peer_records
+from ansible_collections.pico.cloud.plugins.module_utils._wireguard import mesh_from_probes
 
 
 def _mesh_peers(members, fresh, records):
@@ -65,8 +65,7 @@ def _mesh_peers(members, fresh, records):
             raise AnsibleFilterError("mesh_peers: %s lacks %s" % (name, ", ".join(missing)))
     fresh = dict((name, dict(entry, port=int(entry["port"]), key_time=int(entry.get("key_time") or 0)))
                  for name, entry in fresh.items())
-    parsed = dict((observer, parse_peer_records(lines or [])) for observer, lines in records.items())
-    peers, unknown = mesh_peers(list(members), fresh, parsed)
+    peers, unknown = mesh_from_probes(members, fresh, records)
     return {"peers": peers, "unknown": unknown}
 
 

@@ -158,6 +158,13 @@ def mesh_peers(members, fresh, records):
     return peers, unknown
 
 
+def mesh_from_probes(members, fresh, records):
+    """mesh_peers() with each reached member's records as its probe printed them: lines of
+    `peer NAME KEY_TIME PUBLIC_KEY ADDRESS ENDPOINT:PORT` (parse_peer_records), by member."""
+    parsed = dict((observer, parse_peer_records(lines or [])) for observer, lines in records.items())
+    return mesh_peers(list(members), fresh, parsed)
+
+
 def limit_problems(members, in_play, fresh, records):
     """What a run limited to some members (--limit) would leave wrong on the members outside it.
 
@@ -174,7 +181,7 @@ def limit_problems(members, in_play, fresh, records):
     reached, each with C(public_key) (None where a key would be made), C(applied), the probe's
     line `applied ADDRESS PORT` of the settings its interface runs with ('' where it has none),
     and C(shook_hands), the public keys of the peers it shook hands with in the last 3 minutes.
-    records: per member reached, its probe's peer lines (parse_peer_records).
+    records: per member reached, its probe's peer lines (mesh_from_probes).
     Returns one sentence per problem, naming the member and the fix; empty outside a limited run.
     """
     outside = [name for name in members if name not in in_play]
@@ -192,8 +199,7 @@ def limit_problems(members, in_play, fresh, records):
         elif applied[1] != str(entry.get("address")) or applied[2] != str(entry.get("port")):
             problems.append("%s would change its mesh address or port, from %s port %s to %s port %s: %s"
                             % (name, applied[1], applied[2], entry.get("address"), entry.get("port"), fix))
-    parsed = dict((observer, parse_peer_records(lines or [])) for observer, lines in records.items())
-    peers, unknown = mesh_peers(list(members), fresh, parsed)
+    peers, unknown = mesh_from_probes(members, fresh, records)
     unheld = [name for name in outside if name in unknown]
     if unheld:
         problems.append("no member in this run holds a WireGuard peer entry for %s, outside --limit (the members in it "
