@@ -78,6 +78,7 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     recap = expect_away(result, ["native-1", "native-2", "native-3", *OFF], ["native-4"])
     assert all(recap[board]["changed"] > 0 for board in ("native-1", "native-2", "native-3"))
     assert "Lost during the run: native-4 became unreachable or failed" in result.text
+    assert "ansible-playbook site.yml --limit native-4 converges it alone" in result.text
     assert SUMMARY_OF_OFF in result.text
     assert all(recap[board]["unreachable"] == recap[board]["failed"] == 0 for board in OFF)
     assert on_board("native-1", "cat", "/etc/timezone").strip() == "Europe/Paris"

@@ -18,7 +18,7 @@ description:
     which were lost during the run (unreachable or failed), which were left out because they are
     powered down, and how to converge the missing ones.
   - An empty list means every board of the group took part.
-positional: remaining, playbook, missed, notes, run_failed
+positional: remaining, playbook, missed, notes, run_failed, limit_rerun
 options:
   _input:
     description: The C(pico_fleet) fact - C(group), C(powered_down), C(reached) and C(switch_problems).
@@ -47,6 +47,12 @@ options:
         running it again does more than converge the boards named, and the summary says so.
     type: bool
     default: false
+  limit_rerun:
+    description:
+      - The playbook can be run with C(--limit) on the boards named alone, and the summary says how
+        (after the run over every board, which works whatever changed while they were away).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -64,9 +70,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pico.cloud.plugins.module_utils._fleet import summary_lines
 
 
-def _fleet_summary(fleet, remaining, playbook, missed="", notes=None, run_failed=False):
+def _fleet_summary(fleet, remaining, playbook, missed="", notes=None, run_failed=False, limit_rerun=False):
     try:
-        return summary_lines(fleet, remaining, playbook, missed, notes or {}, run_failed)
+        return summary_lines(fleet, remaining, playbook, missed, notes or {}, run_failed, limit_rerun)
     except (TypeError, ValueError) as err:
         raise AnsibleFilterError("fleet_summary: %s" % err)
 

@@ -70,3 +70,18 @@ def test_after_a_run_that_failed_on_the_others_a_rerun_is_not_called_a_no_op_the
         "retries what failed on the others.")
     with pytest.raises(AnsibleFilterError, match="run_failed must be true or false, got 'yes'"):
         fleet_summary(fleet, ["n1", "n2"], "deploy.yml", "", {}, "yes")
+
+
+def test_a_playbook_that_takes_a_limit_also_names_the_run_over_the_boards_away_alone():
+    fleet = {"group": GROUP, "powered_down": ["n5"], "reached": ["n1", "n2", "n3"]}
+    lines = fleet_summary(fleet, ["n1", "n2"], "site.yml", "", {}, False, True)
+    # The boards named: the ones away and lost, not the one powered down on purpose.
+    assert lines[2] == (
+        "When they are back, or the failures above are fixed, run site.yml again: it converges those boards and "
+        "changes nothing on the others; ansible-playbook site.yml --limit n4,n3 converges them alone, quicker "
+        "on a large fleet.")
+    one = {"group": GROUP, "powered_down": [], "reached": ["n1", "n2", "n3", "n5"]}
+    assert fleet_summary(one, ["n1", "n2", "n3", "n5"], "site.yml", "", {}, False, True)[-1].endswith(
+        "; ansible-playbook site.yml --limit n4 converges it alone, quicker on a large fleet.")
+    with pytest.raises(AnsibleFilterError, match="limit_rerun must be true or false, got 'yes'"):
+        fleet_summary(one, ["n1"], "site.yml", "", {}, False, "yes")
