@@ -23,12 +23,9 @@ description:
   - Returns one sentence per problem, naming the member and the fix; empty when the run is not
     limited.
 positional: in_play, fresh, records
+extends_documentation_fragment:
+  - pico.cloud.mesh_probes
 options:
-  _input:
-    description: The members of the mesh (the inventory group), by name.
-    type: list
-    elements: str
-    required: true
   in_play:
     description: The hosts the play started with (C(ansible_play_hosts_all)); a board unreachable
       now is in it (it is away, not outside the run).
@@ -41,12 +38,6 @@ options:
       C(public_key) (null where a key would be made), C(applied), the probe's line
       C(applied ADDRESS PORT) of the settings the member's interface runs with (empty where none),
       and C(shook_hands), the public keys of the peers it shook hands with in the last 3 minutes.
-    type: dict
-    required: true
-  records:
-    description: >-
-      Per member reached, the lines its probe printed of its own configuration
-      (C(peer NAME KEY_TIME PUBLIC_KEY ADDRESS ENDPOINT:PORT)).
     type: dict
     required: true
 """

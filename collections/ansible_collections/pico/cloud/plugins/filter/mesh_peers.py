@@ -20,22 +20,13 @@ description:
     wins (a member away during a key rotation holds an older one), then the one most hold.
   - Members whose key no reached member holds (they never joined) are returned apart.
 positional: fresh, records
+extends_documentation_fragment:
+  - pico.cloud.mesh_probes
 options:
-  _input:
-    description: The members of the mesh (the inventory group), by name.
-    type: list
-    elements: str
-    required: true
   fresh:
     description: >-
       What this run learned from each member it reached, by name - C(address), C(endpoint),
       C(port), C(public_key) and C(key_time) (when its key was made, on its own clock).
-    type: dict
-    required: true
-  records:
-    description: >-
-      Per member reached, the lines its probe printed of its own configuration
-      (C(peer NAME KEY_TIME PUBLIC_KEY ADDRESS ENDPOINT:PORT)).
     type: dict
     required: true
 """
