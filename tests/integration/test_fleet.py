@@ -159,10 +159,10 @@ def test_status_the_power_report_logs_and_the_status_page_name_a_board_away(flee
         assert re.search(rf"^{board} alive ", page, re.M), page
     for board in OFF:
         assert re.search(rf"^{board} powered down \d{{4}}-\d\d-\d\d ", page, re.M), page
-    for service, slot in settled["waiting"]:
-        assert re.search(rf"^{service} {slot} native-3 waits for room$", page, re.M), page
-    for service, slot in settled["copies"]:
-        assert re.search(rf"^{service} \d+ / \d+ .*\(for native-3 slot {slot}\)", page, re.M), page
+    for name, slot in settled["waiting"]:
+        assert re.search(rf"^{name} {slot} native-3 waits for room$", page, re.M), page
+    for name, slot in settled["copies"]:
+        assert re.search(rf"^{name} \d+ / \d+ .*\(for native-3 slot {slot}\)", page, re.M), page
 
 
 def batch_board(number):

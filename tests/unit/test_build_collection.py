@@ -5,7 +5,6 @@ copy is the one a checkout builds. (Molecule's default scenario converges the em
 such an installed tarball.)"""
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
