@@ -6,13 +6,16 @@
 # traceback. The collection itself never needs Mitogen: ANSIBLE_STRATEGY=linear runs the stock one.
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
+import tempfile
 
 from ansible import __version__ as ANSIBLE_CORE_VERSION
 from ansible import constants as C
 from ansible.collections.list import list_collection_dirs
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.executor.task_executor import TaskExecutor
 from ansible.executor.task_result import _WireTaskResult
 from ansible.plugins import loader as plugin_loader
@@ -128,6 +131,102 @@ def _warm_plugin_caches() -> None:
 
 if hasattr(ansible_mitogen.planner, "_load_collections"):
     ansible_mitogen.planner._load_collections = _load_collections_once
+
+
+# A board lost in the middle of a run (it froze, or dropped off the network, after the run
+# reached it) is given up when Mitogen's keepalive runs out: in a call under way, or by the
+# connection multiplexer while no task used it. Left at that, the next call connected again: an
+# SSH connect to a board that does not answer, one more timeout each time, first in the same task
+# (the action's clean-up of its temporary directory), then in each later step delegated to the
+# board before the playbook knew it was away (deploy.yml's). README: a board is "never retried
+# task by task". So a board lost is not connected again for the rest of the run, as Ansible
+# leaves an unreachable host out of it: the task ends unreachable there at once. An explicit
+# reset (the reboot action between its tries, `meta: reset_connection`) connects to it again.
+# The workers and the multiplexer are forks of this process: the losses are kept in a file of
+# this run, one line an event, the last about a board the one that counts.
+import ansible_mitogen.connection  # noqa: E402
+import ansible_mitogen.services  # noqa: E402
+
+_RUN_PID = os.getpid()
+_LOSSES = os.path.join(tempfile.mkdtemp(prefix="pico-ansible-run-"), "lost-boards")
+atexit.register(lambda: os.getpid() == _RUN_PID and shutil.rmtree(os.path.dirname(_LOSSES), ignore_errors=True))
+
+
+def _note(event: str, address: str | None, why: str = "") -> None:
+    if not address:
+        return
+    try:
+        with open(_LOSSES, "a", encoding="utf-8") as losses:  # one short write: appends do not interleave
+            losses.write(f"{event}\t{address}\t{' '.join(why.split())}\n")
+    except OSError:
+        pass  # the run is ending (its directory is gone)
+
+
+def _lost(address: str) -> str | None:
+    """Why `address` was lost in this run, or None if it was not (or was reset since)."""
+    why = None
+    try:
+        with open(_LOSSES, encoding="utf-8") as losses:
+            for line in losses:
+                event, lost_address, reason = line.rstrip("\n").split("\t", 2)
+                if lost_address == address:
+                    why = reason if event == "lost" else None
+    except FileNotFoundError:
+        pass
+    return why
+
+
+# In a task worker: a call under way lost, a connection to a board lost refused, an explicit
+# reset noted.
+def _rethrow_noting_the_loss(chain, recv):
+    try:
+        return _mitogen_rethrow(chain, recv)
+    except AnsibleConnectionFailure as lost:
+        _note("lost", chain._connection._play_context.remote_addr, str(lost))
+        raise
+
+
+def _connect_unless_lost(connection) -> None:
+    address = connection._play_context.remote_addr
+    why = None if connection.connected else _lost(address)
+    if why is not None:
+        raise AnsibleConnectionFailure(f"{address} was lost during this run, not connected again: {why}")
+    _mitogen_connect(connection)
+
+
+def _reset_and_forgive(connection) -> None:
+    _mitogen_reset(connection)
+    if _lost(connection._play_context.remote_addr) is not None:
+        _note("reset", connection._play_context.remote_addr)
+
+
+# In the multiplexer: a connection that ends without being asked to (shut down, reset) was lost.
+def _connect_and_name(service, key, spec, via=None):
+    response = _mitogen_service_connect(service, key, spec, via=via)
+    kwargs = spec.get("kwargs") or {}
+    service._pico_address_by_context = getattr(service, "_pico_address_by_context", {})
+    service._pico_address_by_context[response["context"]] = kwargs.get("hostname") or kwargs.get("container")
+    return response
+
+
+def _on_disconnect_noting_the_loss(service, context) -> None:
+    if context in service._key_by_context:  # not shut down on purpose, which forgets it first
+        _note("lost", getattr(service, "_pico_address_by_context", {}).get(context),
+              "its connection ended (keepalive unanswered, or the board went away)")
+    _mitogen_on_disconnect(service, context)
+
+
+_mitogen_rethrow = ansible_mitogen.connection.CallChain._rethrow
+_mitogen_connect = ansible_mitogen.connection.Connection._connect
+_mitogen_reset = ansible_mitogen.connection.Connection.reset
+_mitogen_service_connect = ansible_mitogen.services.ContextService._connect
+_mitogen_on_disconnect = ansible_mitogen.services.ContextService._on_context_disconnect
+ansible_mitogen.connection.CallChain._rethrow = _rethrow_noting_the_loss
+ansible_mitogen.connection.Connection._connect = _connect_unless_lost
+ansible_mitogen.connection.Connection.reset = _reset_and_forgive
+ansible_mitogen.connection.Connection._reset = _reset_and_forgive
+ansible_mitogen.services.ContextService._connect = _connect_and_name
+ansible_mitogen.services.ContextService._on_context_disconnect = _on_disconnect_noting_the_loss
 
 
 def _skipped_result(loader, host, task, task_vars, play_context) -> dict | None:

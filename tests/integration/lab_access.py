@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.playbook_run import PlaybookRun, run_playbook, run_playbook_watching
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +59,45 @@ def playbook_pausing(inventory, *args, pauses, env=None) -> PlaybookRun:
             pause(line, output)
     return run_playbook_watching(inventory, *args, on_line=on_line,
                                  env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(inventory.parent / "facts"), **(env or {})})
+
+
+def inventory_nodes(inventory):
+    """The pico_nodes group of a lab's generated inventory."""
+    return yaml.safe_load(Path(inventory).read_text())["all"]["children"]["pico_nodes"]
+
+
+def board_address(inventory, board):
+    """The address the playbooks reach the board at (the inventory's ansible_host), on or off."""
+    nodes = inventory_nodes(inventory)
+    return next(group["hosts"][board] for group in nodes["children"].values()
+                if board in (group.get("hosts") or {}))["ansible_host"]
+
+
+class SshConnections:
+    """How many SSH connections this machine opens to a board while the block runs: a rule of the
+    host's firewall that only counts new connections to the board's port 22 (iptables, OUTPUT
+    chain), removed after. What README's "reached once, never retried task by task" is held to."""
+
+    def __init__(self, address):
+        self.address = address
+        self._rule = ["OUTPUT", "-d", address, "-p", "tcp", "--dport", "22", "-m", "conntrack", "--ctstate", "NEW",
+                      "-m", "comment", "--comment", f"pico-test-ssh-{os.getpid()}-{address}"]
+
+    def __enter__(self):
+        subprocess.run(["iptables", "-w", "-I", *self._rule], check=True, capture_output=True)
+        return self
+
+    def __exit__(self, *_):
+        subprocess.run(["iptables", "-w", "-D", *self._rule], check=True, capture_output=True)
+
+    def count(self) -> int:
+        listing = subprocess.run(["iptables", "-w", "-L", "OUTPUT", "-v", "-x", "-n"], check=True, capture_output=True,
+                                 text=True).stdout
+        mine = [line for line in listing.splitlines() if f"/* {self._rule[-1]} */" in line]
+        assert len(mine) == 1, listing
+        # Packets of connections not yet answered: one SYN each, since a frozen (paused) board's
+        # kernel still answers the handshake.
+        return int(mine[0].split()[0])
 
 
 def node_run(node, *cmd, check=True, lab=LAB_NAME) -> subprocess.CompletedProcess:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lab_access import LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook
+from tests.integration.lab_access import (LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, SshConnections,
+                                          board_address, lab_cli, playbook)
 from tests.playbook_run import expect_refused, expect_unchanged
 from lab import cluster, images, model
 from lab.shell import LabError
@@ -139,6 +140,62 @@ def test_node_without_python_gets_a_clear_message(lab_inventory):
     finally:
         subprocess.run(["docker", "exec", container, "mv", "/usr/bin/python3.hidden", "/usr/bin/python3"], check=True)
     expect_refused(result, ["native-2"], "native-2 has no python3, which Ansible needs. Install it first")
+
+
+# native-2 freezes after the run reached it: the next task loses it, the one after does not try it
+# again, and once it is back an explicit reset (as the reboot action does between its tries)
+# connects to it again.
+LOST_AND_RESET = """
+- hosts: native-2
+  gather_facts: false
+  tasks:
+    - name: Reach it
+      ansible.builtin.ping:
+    - name: Freeze it
+      ansible.builtin.command: docker pause {container}
+      delegate_to: localhost
+      changed_when: false
+    - name: Lose it
+      ansible.builtin.command: "true"
+      changed_when: false
+      ignore_unreachable: true
+    - name: Not tried again
+      ansible.builtin.command: "true"
+      changed_when: false
+      ignore_unreachable: true
+    - name: Back
+      ansible.builtin.command: docker unpause {container}
+      delegate_to: localhost
+      changed_when: false
+    - name: Reset the connection
+      ansible.builtin.meta: reset_connection
+    - name: Reached again after the reset
+      ansible.builtin.command: "true"
+      changed_when: false
+"""
+
+
+def test_a_node_lost_mid_run_is_not_connected_again_until_a_reset(lab_inventory, tmp_path):
+    """README: a board that freezes mid-run is given up after its keepalives and is never retried
+    task by task, each try another timeout (the project's strategy; Mitogen alone connected again
+    at the next call); an explicit reset connects again."""
+    container = f"{LAB_NAME}-lab-native-2"
+    play = tmp_path / "lost.yml"
+    play.write_text(LOST_AND_RESET.format(container=container))
+    settings = ("-e", "mitogen_ssh_keepalive_interval=5", "-e", "mitogen_ssh_keepalive_count=3")
+    try:
+        with SshConnections(board_address(lab_inventory, "native-2")) as connections:
+            result = playbook(lab_inventory, str(play), *settings, env={"ANSIBLE_TIMEOUT": "15"})
+            tries = connections.count()
+    finally:
+        subprocess.run(["docker", "unpause", container], capture_output=True, check=False)
+    assert result.returncode == 0, result.tail()
+    lost, again, back = (result.stdout.split(f"TASK [{name}]", 1)[1].split("TASK [", 1)[0]
+                         for name in ("Lose it", "Not tried again", "Reached again after the reset"))
+    assert "fatal: [native-2]: UNREACHABLE!" in lost and "disconnected" in lost, result.tail()
+    assert "fatal: [native-2]: UNREACHABLE!" in again and "was lost during this run, not connected again" in again, result.tail()
+    assert "ok: [native-2]" in back, result.tail()
+    assert tries == 2, f"{tries} SSH connections to native-2: one to reach it, one after the reset"
 
 
 def test_a_node_that_dies_while_booting_is_reported_at_once_with_its_console(tmp_path):
