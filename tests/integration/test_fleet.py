@@ -5,6 +5,7 @@ left half-done, and a re-run once they are back converges them alone.
 
 On the fleet lab (fleet_lab.py), after the energy tests: native-1 to native-4 on, native-5 and
 native-6 powered down through their switch."""
+import contextlib
 import json
 import re
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from browser import page_text, screenshot
 from tests.integration.fleet_lab import (BOARDS, GIVE_UP_SOONER, agent, container, on_board, on_board_ok, powered, run,
-                                         run_pausing, service, tunnel_to_agent)
+                                         run_pausing, service, ssh_connections_to, tunnel_to_agent)
 from tests.integration.lab_access import PauseWhen, playbook, wait_for
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
@@ -46,6 +47,19 @@ def peer_entry(board, peer):
     return found.group(0)
 
 
+def once(tries, board, result):
+    """A run reaches a board once, first: one that is away, or lost during the run, is not tried
+    again task by task (README, "A fleet is never all up"). Else: the tasks that went to it."""
+    task, went = "", []
+    for line in result.stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif re.search(rf"\[{board}\]|-> {board}\b", line):
+            went.append(f"{task}: {line.strip()[:160]}")
+    playbook_name = next(arg for arg in result.args if arg.endswith(".yml"))
+    assert tries == 1, f"{playbook_name} opened {tries} SSH connections to {board}, not 1:\n" + "\n".join(went)
+
+
 def members(board):
     return {m["name"]: m["status"] for m in agent(board, "/v1/members")["members"]}
 
@@ -71,10 +85,13 @@ def test_site_goes_on_without_a_board_lost_mid_run_and_a_rerun_converges_it_alon
     zone = {"pico_base_timezone": "Europe/Paris"}
     lost = PauseWhen("pico-en", r"TASK \[pico\.cloud\.base : Gather the facts the roles use\]", "native-4")
     try:
-        result = run_pausing(fleet, "site.yml", [], pauses=[lost], settings=zone)
+        with ssh_connections_to(fleet, "native-4") as connections:
+            result = run_pausing(fleet, "site.yml", [], pauses=[lost], settings=zone)
+            tries = connections.count()
     finally:
         unpause("native-4")
     assert lost.paused == "native-4"
+    once(tries, "native-4", result)
     recap = expect_away(result, ["native-1", "native-2", "native-3", *OFF], ["native-4"])
     assert all(recap[board]["changed"] > 0 for board in ("native-1", "native-2", "native-3"))
     assert "Lost during the run: native-4 became unreachable or failed" in result.text
@@ -123,11 +140,15 @@ def test_status_the_power_report_logs_and_the_status_page_name_a_board_away(flee
 
     subprocess.run(["docker", "pause", container("native-3")], check=True, capture_output=True)
     try:
-        status = run(fleet, "playbooks/status.yml", PLACED)
-        report = run(fleet, "playbooks/power-report.yml", PLACED)
-        wait_for(every_slot_settled, 90, f"native-3's slots {slots_away} run elsewhere or waiting for room")
-        name = slots_away[0][0]
-        logs = run(fleet, "playbooks/logs.yml", PLACED, "-e", f"service={name}", "-e", "lines=3")
+        with ssh_connections_to(fleet, "native-3") as connections:
+            status = run(fleet, "playbooks/status.yml", PLACED)
+            once(connections.count(), "native-3", status)
+            report = run(fleet, "playbooks/power-report.yml", PLACED)
+            once(connections.count() - 1, "native-3", report)
+            wait_for(every_slot_settled, 90, f"native-3's slots {slots_away} run elsewhere or waiting for room")
+            name = slots_away[0][0]
+            logs = run(fleet, "playbooks/logs.yml", PLACED, "-e", f"service={name}", "-e", "lines=3")
+            once(connections.count() - 2, "native-3", logs)
         # The status page of a board that stayed up, in a real browser through an SSH tunnel.
         with tunnel_to_agent(fleet, "native-1") as url:
             page = page_text(url, tmp_path / "chromium")
@@ -185,10 +206,15 @@ def test_deploy_goes_on_without_boards_lost_between_batches_and_inside_one(fleet
     inside = PauseWhen("pico-en", r"TASK \[pico\.cloud\.deploy : Let requests already under way finish\]", batch_board(2), nth=2)
     update = dict(SPREAD, image="pico/demo:2.0.0")
     try:
-        result = run_pausing(fleet, "playbooks/deploy.yml", PLACED + [update], pauses=[between, inside])
+        with contextlib.ExitStack() as stack:
+            connections = {board: stack.enter_context(ssh_connections_to(fleet, board)) for board in ON}
+            result = run_pausing(fleet, "playbooks/deploy.yml", PLACED + [update], pauses=[between, inside])
+            tries = {board: counter.count() for board, counter in connections.items()}
         lost = sorted({between.paused, inside.paused})
         reached = sorted(set(ON) - set(lost))
         assert None not in lost and len(lost) == 2, (between.paused, inside.paused)
+        for board in lost:
+            once(tries[board], board, result)
         expect_away(result, [*reached, *OFF], lost)
         for board in lost:
             assert re.search(rf"{board}: not rolled out there, or not all of it: spread \(replace", result.text), result.tail()
@@ -276,7 +302,9 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
     old_key = peer_entry("native-2", "native-1")
     subprocess.run(["docker", "pause", container("native-3")], check=True, capture_output=True)
     try:
-        drain = run(fleet, "playbooks/drain.yml", PLACED, "-e", "node=native-2")
+        with ssh_connections_to(fleet, "native-3") as connections:
+            drain = run(fleet, "playbooks/drain.yml", PLACED, "-e", "node=native-2")
+            once(connections.count(), "native-3", drain)
         expect_away(drain, reached, ["native-3"])
         plans = {board: json.loads(on_board(board, "cat", "/etc/pico-agent/plan.json")) for board in ("native-1", "native-2", "native-4")}
         assert len({json.dumps(plan, sort_keys=True) for plan in plans.values()}) == 1
@@ -285,8 +313,10 @@ def test_drain_and_key_rotation_go_on_without_a_board_away(fleet):
 
         off = [board for board in OFF if not powered(board)]  # the drain may have powered one up for room
         assert off, "no board powered down left"
-        rotate = run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED,
-                     "-e", "pico_wireguard_rotate_nodes=native-1", "-e", "pico_wireguard_rotate_min_age_hours=0")
+        with ssh_connections_to(fleet, "native-3") as connections:
+            rotate = run(fleet, "playbooks/rotate-wireguard-keys.yml", PLACED,
+                         "-e", "pico_wireguard_rotate_nodes=native-1", "-e", "pico_wireguard_rotate_min_age_hours=0")
+            once(connections.count(), "native-3", rotate)
         expect_away(rotate, reached, ["native-3"])
         mend = "ansible-playbook pico.cloud.rotate_wireguard_keys -e pico_wireguard_rotate_nodes=native-3"
         # The powered-down boards miss the new key as well (exit 4 is native-3's).
