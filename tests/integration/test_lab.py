@@ -182,7 +182,7 @@ def test_a_node_lost_mid_run_is_not_connected_again_until_a_reset(lab_inventory,
     container = f"{LAB_NAME}-lab-native-2"
     play = tmp_path / "lost.yml"
     play.write_text(LOST_AND_RESET.format(container=container))
-    settings = ("-e", "mitogen_ssh_keepalive_interval=5", "-e", "mitogen_ssh_keepalive_count=3")
+    settings = ("-e", "mitogen_ssh_keepalive_interval=2", "-e", "mitogen_ssh_keepalive_count=3")
     try:
         with SshConnections(board_address(lab_inventory, "native-2")) as connections:
             result = playbook(lab_inventory, str(play), *settings, env={"ANSIBLE_TIMEOUT": "15"})
