@@ -142,6 +142,7 @@ if hasattr(ansible_mitogen.planner, "_load_collections"):
 # task by task". So a board lost is not connected again for the rest of the run, as Ansible
 # leaves an unreachable host out of it: the task ends unreachable there at once. An explicit
 # reset (the reboot action between its tries, `meta: reset_connection`) connects to it again.
+# Boards only: SSH connections (a local or container connection that dies is Mitogen's as before).
 # The workers and the multiplexer are forks of this process: the losses are kept in a file of
 # this run, one line an event, the last about a board the one that counts.
 import ansible_mitogen.connection  # noqa: E402
@@ -182,7 +183,8 @@ def _rethrow_noting_the_loss(chain, recv):
     try:
         return _mitogen_rethrow(chain, recv)
     except AnsibleConnectionFailure as lost:
-        _note("lost", chain._connection._play_context.remote_addr, str(lost))
+        if chain._connection.transport == "ssh":
+            _note("lost", chain._connection._play_context.remote_addr, str(lost))
         raise
 
 
@@ -205,7 +207,8 @@ def _connect_and_name(service, key, spec, via=None):
     response = _mitogen_service_connect(service, key, spec, via=via)
     kwargs = spec.get("kwargs") or {}
     service._pico_address_by_context = getattr(service, "_pico_address_by_context", {})
-    service._pico_address_by_context[response["context"]] = kwargs.get("hostname") or kwargs.get("container")
+    if spec.get("method") == "ssh":
+        service._pico_address_by_context[response["context"]] = kwargs.get("hostname")
     return response
 
 
