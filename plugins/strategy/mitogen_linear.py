@@ -203,19 +203,20 @@ def _reset_and_forgive(connection) -> None:
 
 
 # In the multiplexer: a connection that ends without being asked to (shut down, reset) was lost.
+_board_by_context: dict = {}  # the multiplexer's SSH contexts: the board's address
+
+
 def _connect_and_name(service, key, spec, via=None):
     response = _mitogen_service_connect(service, key, spec, via=via)
-    kwargs = spec.get("kwargs") or {}
-    service._pico_address_by_context = getattr(service, "_pico_address_by_context", {})
     if spec.get("method") == "ssh":
-        service._pico_address_by_context[response["context"]] = kwargs.get("hostname")
+        _board_by_context[response["context"]] = (spec.get("kwargs") or {}).get("hostname")
     return response
 
 
 def _on_disconnect_noting_the_loss(service, context) -> None:
+    address = _board_by_context.pop(context, None)
     if context in service._key_by_context:  # not shut down on purpose, which forgets it first
-        _note("lost", getattr(service, "_pico_address_by_context", {}).get(context),
-              "its connection ended (keepalive unanswered, or the board went away)")
+        _note("lost", address, "its connection ended (keepalive unanswered, or the board went away)")
     _mitogen_on_disconnect(service, context)
 
 

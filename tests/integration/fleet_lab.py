@@ -9,8 +9,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 
-from tests.integration.lab_access import (SshConnections, board_address, inventory_nodes, node_exec, node_ok, playbook,
-                                          playbook_pausing)
+from tests.integration.lab_access import address_in, inventory_nodes, node_exec, node_ok, playbook, playbook_pausing
 
 LAB, MIX, SUBNET, PORT_BASE = "pico-en", "native=6", "172.28.72.0/24", 2850
 BOARDS = tuple("native-%d" % i for i in range(1, 7))
@@ -77,11 +76,6 @@ def instances(service_name, board=CLIENT):
     return agent(board, f"/v1/services/{service_name}")["instances"]
 
 
-def ssh_connections_to(inventory, board):
-    """lab_access.SshConnections for a board of the fleet lab."""
-    return SshConnections(board_address(inventory, board))
-
-
 @contextmanager
 def tunnel_to_agent(inventory, board, agent_port=8500):
     """The board's agent API on a port of this machine, through SSH, the way the README opens a
@@ -93,7 +87,7 @@ def tunnel_to_agent(inventory, board, agent_port=8500):
     ssh = subprocess.Popen(["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
                             *shlex.split(nodes["vars"]["ansible_ssh_common_args"]),
                             "-i", nodes["vars"]["ansible_ssh_private_key_file"],
-                            "-L", f"127.0.0.1:{local}:127.0.0.1:{agent_port}", f"root@{board_address(inventory, board)}"],
+                            "-L", f"127.0.0.1:{local}:127.0.0.1:{agent_port}", f"root@{address_in(nodes, board)}"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20

@@ -66,9 +66,8 @@ def inventory_nodes(inventory):
     return yaml.safe_load(Path(inventory).read_text())["all"]["children"]["pico_nodes"]
 
 
-def board_address(inventory, board):
-    """The address the playbooks reach the board at (the inventory's ansible_host), on or off."""
-    nodes = inventory_nodes(inventory)
+def address_in(nodes, board):
+    """The address the playbooks reach the board at (its ansible_host in inventory_nodes()), on or off."""
     return next(group["hosts"][board] for group in nodes["children"].values()
                 if board in (group.get("hosts") or {}))["ansible_host"]
 
@@ -98,6 +97,11 @@ class SshConnections:
         # Packets of connections not yet answered: one SYN each, since a frozen (paused) board's
         # kernel still answers the handshake.
         return int(mine[0].split()[0])
+
+
+def ssh_connections_to(inventory, board):
+    """SshConnections to a board of a lab, by its name in the lab's inventory."""
+    return SshConnections(address_in(inventory_nodes(inventory), board))
 
 
 def node_run(node, *cmd, check=True, lab=LAB_NAME) -> subprocess.CompletedProcess:

@@ -14,8 +14,8 @@ import pytest
 
 from browser import page_text, screenshot
 from tests.integration.fleet_lab import (BOARDS, GIVE_UP_SOONER, agent, container, on_board, on_board_ok, powered, run,
-                                         run_pausing, service, ssh_connections_to, tunnel_to_agent)
-from tests.integration.lab_access import PauseWhen, playbook, wait_for
+                                         run_pausing, service, tunnel_to_agent)
+from tests.integration.lab_access import PauseWhen, playbook, ssh_connections_to, wait_for
 from tests.playbook_run import expect_away, expect_refused, expect_success
 
 ON, OFF = ("native-1", "native-2", "native-3", "native-4"), ("native-5", "native-6")

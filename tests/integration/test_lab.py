@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lab_access import (LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, SshConnections,
-                                          board_address, lab_cli, playbook)
+from tests.integration.lab_access import (LAB_MIX, LAB_NAME, LAB_PORT_BASE, LAB_SUBNET, NATIVE, NODES, lab_cli, playbook,
+                                          ssh_connections_to)
 from tests.playbook_run import expect_refused, expect_unchanged
 from lab import cluster, images, model
 from lab.shell import LabError
@@ -184,7 +184,7 @@ def test_a_node_lost_mid_run_is_not_connected_again_until_a_reset(lab_inventory,
     play.write_text(LOST_AND_RESET.format(container=container))
     settings = ("-e", "mitogen_ssh_keepalive_interval=2", "-e", "mitogen_ssh_keepalive_count=3")
     try:
-        with SshConnections(board_address(lab_inventory, "native-2")) as connections:
+        with ssh_connections_to(lab_inventory, "native-2") as connections:
             result = playbook(lab_inventory, str(play), *settings, env={"ANSIBLE_TIMEOUT": "15"})
             tries = connections.count()
     finally:
