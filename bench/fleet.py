@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The playbooks at fleet scale, all boards up and with some away, printed as JSON.
 
-    .venv/bin/python bench/fleet.py [--sizes 3,10,30] [--away 1,3] [--keep]
+    .venv/bin/python bench/fleet.py [--sizes 3,10,30] [--away 1,3] [--keep] [--outputs DIR]
 
 For each size, a lab of its own (pico-bench-fleet: the default lab's 2 Pi Zero and 1 Pi Zero 2 W,
 emulated, then native boards: 3 = the default lab, 10 = 3 + 7 native, 30 = 3 + 27 native), and
@@ -25,8 +25,8 @@ Targets (the bench exits 1 when one is missed, after printing every number):
 - site.yml with nothing to change on 30 boards in at most 3 times its time on 3;
 - status.yml on 30 boards within 30 s;
 - a board away costs at most one connect timeout (ansible.cfg's `timeout`), not one per task:
-  the first task is at most the timeout plus 20 % (and 5 s), and the run with boards away at most
-  that much longer than with every board up.
+  the first task, and the whole run, with boards away at most the timeout plus 20 % (and 5 s)
+  longer than with every board up.
 Run it with the default lab down: labs share this machine's two cores.
 """
 from __future__ import annotations
@@ -49,6 +49,9 @@ REPO = benchlib.REPO
 NAME, SUBNET, PORT_BASE = "pico-bench-fleet", "172.28.84.0/24", 3100
 EMULATED = "pizero=2,pizero2=1"
 PROBE_TASK = "pico.cloud.fleet : Find the boards that answer"
+# --outputs: where each run's output is kept (the profiled runs' task times tell where a case
+# with boards away spends its time), numbered in the order the runs ran and named by their case.
+KEPT = {"outputs": None, "case": ""}
 
 
 def mix(size: int) -> str:
@@ -91,6 +94,10 @@ def run(inventory: Path, *args: str, profile: bool = False) -> tuple[float, int,
     start, cpu = time.monotonic(), controller_cpu_s()
     result = subprocess.run([benchlib.ANSIBLE_PLAYBOOK, "-i", str(inventory), *args], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)
+    if KEPT["outputs"]:
+        number = len(list(KEPT["outputs"].glob("*.log"))) + 1
+        name = f"{number:03d}-{KEPT['case']}-{Path(args[0]).stem}{'-profiled' if profile else ''}.log"
+        (KEPT["outputs"] / name).write_text(result.stdout + result.stderr)
     return time.monotonic() - start, result.returncode, result.stdout + result.stderr, controller_cpu_s() - cpu
 
 
@@ -184,6 +191,7 @@ def measure(inventory: Path, boards: list[str], away: list[str], runs: int) -> d
 def one_size(size: int, away_counts: list[int], runs: int, keep: bool) -> dict:
     with benchlib.own_lab(NAME, mix(size), SUBNET, PORT_BASE, keep=keep) as (lab, inventory):
         boards = [node.name for node in lab.load_spec().nodes]
+        KEPT["case"] = f"{size}-boards"
         declare(inventory)
         first = judged(inventory, boards, [], "site.yml")[0]
         result = {"boards": size, "mix": mix(size), "first_site_s": round(first, 1),
@@ -193,6 +201,7 @@ def one_size(size: int, away_counts: list[int], runs: int, keep: bool) -> dict:
             away = natives[-count:] if count <= len(natives) else boards[1:1 + count]
             if count >= size:
                 continue
+            KEPT["case"] = f"{size}-boards-{count}-away"
             for board in away:
                 subprocess.run(["docker", "pause", benchlib.container(NAME, board)], check=True, capture_output=True)
             try:
@@ -226,10 +235,13 @@ def targets(sizes: dict[int, dict], timeout: int) -> list[dict]:
             if not key.endswith("_away"):
                 continue
             allowed = max(timeout * 1.2, timeout + 5)
-            first = away["first_task_s"]
+            # What the boards away cost: the time beyond the same run with every board up. (The
+            # first task's own time is the all-up time or the timeout, whichever ends later: a board
+            # whose worker starts last, after the first `forks` boards, times out that much later.)
+            first = away["first_task_s"] - result["all_up"]["first_task_s"]
             extra = away["site_unchanged_profiled_s"] - result["all_up"]["site_unchanged_profiled_s"]
-            checks.append({"target": f"{size} boards, {key.replace('_', ' ')}: the first task within one connect timeout",
-                           "value": first, "limit": round(allowed, 1), "met": first <= allowed})
+            checks.append({"target": f"{size} boards, {key.replace('_', ' ')}: the first task at most one connect timeout longer",
+                           "value": round(first, 1), "limit": round(allowed, 1), "met": first <= allowed})
             checks.append({"target": f"{size} boards, {key.replace('_', ' ')}: site.yml at most one connect timeout longer",
                            "value": round(extra, 1), "limit": round(allowed, 1), "met": extra <= allowed})
     return checks
@@ -241,12 +253,16 @@ def main() -> int:
     parser.add_argument("--away", default="1,3", help="boards away, measured for every size above it (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=2, help="site.yml runs with nothing to change, median reported")
     parser.add_argument("--keep", action="store_true", help="leave the last lab up")
+    parser.add_argument("--outputs", type=Path, help="keep every run's output in this directory")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     away = [int(a) for a in args.away.split(",") if a]
     if any(not 3 <= s <= 32 for s in sizes) or args.runs < 1:
         parser.error("sizes are 3 to 32 boards (the lab's), runs at least 1")
     timeout = connect_timeout()
+    if args.outputs:
+        args.outputs.mkdir(parents=True, exist_ok=True)
+        KEPT["outputs"] = args.outputs
     results = {}
     for size in sizes:
         results[size] = one_size(size, away, args.runs, args.keep and size == sizes[-1])
