@@ -17,9 +17,8 @@ in one run so the numbers compare:
   batches; status.yml;
 - with N boards away (native boards frozen: `docker pause`, a board that lost its network): the
   same, each run checked to exit 4 with the away boards named and unreachable and the others not
-  failed; and what a board away costs, the time of the task that first reaches every board
-  ("Find the boards that answer") against the connect timeout, and the run against the same run
-  with every board up.
+  failed; and what a board away costs: the task that first reaches every board ("Find the
+  boards that answer"), and the whole run, against the same with every board up.
 
 Targets (the bench exits 1 when one is missed, after printing every number):
 - site.yml with nothing to change on 30 boards in at most 3 times its time on 3;
