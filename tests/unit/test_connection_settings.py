@@ -49,16 +49,14 @@ def test_each_ansible_cfg_row_is_what_ansible_cfg_sets(rows):
     config = ansible_cfg()
     checked = 0
     for setting, value in rows:
-        if "(ansible.cfg)" in setting:
-            key = re.match(r"`(\w+)`", setting).group(1)
-            assert config.get("defaults", key, fallback=None) == value, f"README says {key} = {value}"
-        elif "`[ssh_connection]`" in setting:
-            key = re.match(r"`(\w+)`", setting).group(1)
-            assert config.get("ssh_connection", key, fallback=None) == value, f"README says {key} = {value}"
-        elif "`ssh_args`" in setting:
+        if "`ssh_args`" in setting:
             ssh_args = config.get("ssh_connection", "ssh_args").split()
             for option in re.match(r"`([^`]+)`", setting).group(1).split():
                 assert option in ssh_args, f"README says ssh_args has -o {option}; ansible.cfg: {ssh_args}"
+        elif "(ansible.cfg" in setting:
+            section = "ssh_connection" if "`[ssh_connection]`" in setting else "defaults"
+            key = re.match(r"`(\w+)`", setting).group(1)
+            assert config.get(section, key, fallback=None) == value, f"README says [{section}] {key} = {value}"
         else:
             continue
         checked += 1
