@@ -7,7 +7,7 @@ Brings up a lab of its own (pico-bench), provisions all nodes but the last with 
 measures, all in one run so the numbers compare:
 - first ping after the interface comes up (restart of wg-quick, handshake, first echo), per node;
 - mesh RTT versus plain lab-network RTT between every ordered pair (p50/p99);
-- packets lost by a ping between two nodes while site.yml adds the last node (wg syncconf);
+- packets lost by a ping between two nodes while site.yml adds the last node;
 - the longest interruption of any pair while playbooks/rotate-wireguard-keys.yml rotates every key.
 """
 from __future__ import annotations

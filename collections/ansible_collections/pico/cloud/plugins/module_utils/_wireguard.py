@@ -4,7 +4,7 @@
 #
 # Private to pico.cloud (hence the leading underscore): no other collection or playbook may
 # import it, and it changes without notice or a changelog entry.
-"""WireGuard helpers shared by the keypair module and the mesh filters."""
+"""WireGuard helpers shared by the keypair and peers modules and the mesh filters."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import re
 
 
 def is_valid_key(text):
@@ -212,3 +213,116 @@ def limit_problems(members, in_play, fresh, records):
                         "minutes, so the entry they hold is not known to be current (down, or a key changed while they "
                         "were away): run without --limit" % ", ".join(silent))
     return problems
+
+
+def config_peers(text):
+    """The peers a WireGuard configuration file declares, by public key: {name, allowed_ips,
+    endpoint, keepalive}. name is the first word of the comment that opens the [Peer] section (the
+    role's template writes the peer's inventory name there), or None. Raises ValueError naming
+    the line the file holds that cannot be applied peer by peer."""
+    sections = []  # (line number, {settings} or None outside a [Peer] section)
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("["):
+            sections.append((number, {"name": None, "allowed_ips": [], "endpoint": None, "keepalive": 0, "key": None}
+                             if line.lower() == "[peer]" else None))
+            continue
+        peer = sections[-1][1] if sections else None
+        if peer is None:
+            continue
+        if line.startswith("#"):
+            if peer["name"] is None and peer["key"] is None and line.lstrip("#").split():
+                peer["name"] = line.lstrip("#").split()[0]
+            continue
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        setting, sep, value = (part.strip() for part in line.partition("="))
+        key = setting.lower()
+        if not sep:
+            raise ValueError("line %d: %r is not KEY = VALUE" % (number, line))
+        if key == "publickey":
+            if not is_valid_key(value):
+                raise ValueError("line %d: PublicKey is not a WireGuard key" % number)
+            peer["key"] = value
+        elif key == "allowedips":
+            peer["allowed_ips"] += [_network(ip, number) for ip in value.split(",") if ip.strip()]
+        elif key == "endpoint":
+            peer["endpoint"] = value
+        elif key == "persistentkeepalive":
+            peer["keepalive"] = 0 if value == "off" else _number(value, number, "PersistentKeepalive")
+        else:  # PresharedKey among them: the role never writes one, and a secret stays off command lines
+            raise ValueError("line %d: %s in a [Peer] section is not applied by this module" % (number, setting))
+    peers = {}
+    for number, peer in sections:
+        if peer is None:
+            continue
+        public_key = peer.pop("key")
+        if public_key is None:
+            raise ValueError("the [Peer] section at line %d has no PublicKey" % number)
+        peer["allowed_ips"] = sorted(set(peer["allowed_ips"]))
+        peers[public_key] = peer
+    return peers
+
+
+def dump_peers(text):
+    """The peers an interface runs with, from `wg show IF dump`, in config_peers()'s form (name
+    None). The dump's first line, the interface's own and with its private key, is skipped."""
+    peers = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) < 8:
+            continue
+        public_key, endpoint, allowed, keepalive = fields[0], fields[2], fields[3], fields[7]
+        peers[public_key] = {
+            "name": None,
+            "allowed_ips": sorted(set(_network(ip, 0) for ip in allowed.split(",") if ip and ip != "(none)")),
+            "endpoint": None if endpoint == "(none)" else endpoint,
+            "keepalive": 0 if keepalive in ("off", "0", "") else int(keepalive),
+        }
+    return peers
+
+
+def peer_changes(wanted, running, endpoints_of=None):
+    """The `wg set` arguments that make the running peers the wanted ones, touching no peer that
+    is already as wanted: a peer's allowed IPs are replaced only when they differ, since replacing
+    them (as `wg syncconf` does for every peer) leaves a moment in which that peer's packets have
+    no route. Added and changed peers come first, removed ones last, so an address that moves to a
+    new key (a rotation) is routed all along.
+
+    wanted, running: config_peers() and dump_peers(). endpoints_of(endpoint) gives the host:port
+    forms an endpoint of the file may run as (a DNS name resolves to addresses); by default only
+    itself. Returns (args, report): report is {added, updated, removed}, lists of names (the
+    public key where the file names no peer).
+    """
+    endpoints_of = endpoints_of or (lambda endpoint: [endpoint])
+    args, report = [], {"added": [], "updated": [], "removed": []}
+    for public_key in sorted(wanted, key=lambda k: (wanted[k]["name"] or "", k)):
+        peer, now = wanted[public_key], running.get(public_key)
+        peer_args = []
+        if peer["endpoint"] and (now is None or now["endpoint"] not in endpoints_of(peer["endpoint"])):
+            peer_args += ["endpoint", peer["endpoint"]]
+        if now is None or now["keepalive"] != peer["keepalive"]:
+            peer_args += ["persistent-keepalive", str(peer["keepalive"]) if peer["keepalive"] else "off"]
+        if now is None or now["allowed_ips"] != peer["allowed_ips"]:
+            peer_args += ["allowed-ips", ",".join(peer["allowed_ips"])]
+        if peer_args:
+            args += ["peer", public_key] + peer_args
+            report["added" if now is None else "updated"].append(peer["name"] or public_key)
+    for public_key in sorted(set(running) - set(wanted)):
+        args += ["peer", public_key, "remove"]
+        report["removed"].append(public_key)
+    return args, report
+
+
+def _network(text, number):
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise ValueError("line %d: %r is not an IP network" % (number, text.strip()))
+
+
+def _number(text, number, what):
+    if not re.match(r"^\d+$", text):
+        raise ValueError("line %d: %s %r is not a number of seconds" % (number, what, text))
+    return int(text)
