@@ -6,10 +6,9 @@
 # traceback. The collection itself never needs Mitogen: ANSIBLE_STRATEGY=linear runs the stock one.
 from __future__ import annotations
 
-import atexit
+import fcntl
 import glob
 import os
-import shutil
 import tempfile
 
 from ansible import __version__ as ANSIBLE_CORE_VERSION
@@ -144,36 +143,33 @@ if hasattr(ansible_mitogen.planner, "_load_collections"):
 # reset (the reboot action between its tries, `meta: reset_connection`) connects to it again.
 # Boards only: SSH connections (a local or container connection that dies is Mitogen's as before).
 # The workers and the multiplexer are forks of this process: the losses are kept in a file of
-# this run, one line an event, the last about a board the one that counts.
+# this run, one line an event, the last about a board the one that counts. The file has no name
+# (unlinked as it is made) and is shared through the descriptor the forks inherit, so a run that
+# is killed leaves nothing behind.
 import ansible_mitogen.connection  # noqa: E402
 import ansible_mitogen.services  # noqa: E402
 
-_RUN_PID = os.getpid()
-_LOSSES = os.path.join(tempfile.mkdtemp(prefix="pico-ansible-run-"), "lost-boards")
-atexit.register(lambda: os.getpid() == _RUN_PID and shutil.rmtree(os.path.dirname(_LOSSES), ignore_errors=True))
+_LOSSES = tempfile.TemporaryFile(prefix="pico-ansible-run-")  # kept open: its descriptor is the file
+fcntl.fcntl(_LOSSES.fileno(), fcntl.F_SETFL, fcntl.fcntl(_LOSSES.fileno(), fcntl.F_GETFL) | os.O_APPEND)
 
 
 def _note(event: str, address: str | None, why: str = "") -> None:
     if not address:
         return
-    try:
-        with open(_LOSSES, "a", encoding="utf-8") as losses:  # one short write: appends do not interleave
-            losses.write(f"{event}\t{address}\t{' '.join(why.split())}\n")
-    except OSError:
-        pass  # the run is ending (its directory is gone)
+    try:  # one short write with O_APPEND: the forks' lines do not interleave
+        os.write(_LOSSES.fileno(), f"{event}\t{address}\t{' '.join(why.split())}\n".encode())
+    except (OSError, ValueError):
+        pass  # the run is ending (the file closed)
 
 
 def _lost(address: str) -> str | None:
     """Why `address` was lost in this run, or None if it was not (or was reset since)."""
     why = None
-    try:
-        with open(_LOSSES, encoding="utf-8") as losses:
-            for line in losses:
-                event, lost_address, reason = line.rstrip("\n").split("\t", 2)
-                if lost_address == address:
-                    why = reason if event == "lost" else None
-    except FileNotFoundError:
-        pass
+    descriptor = _LOSSES.fileno()
+    for line in os.pread(descriptor, os.fstat(descriptor).st_size, 0).decode().splitlines():
+        event, lost_address, reason = line.split("\t", 2)
+        if lost_address == address:
+            why = reason if event == "lost" else None
     return why
 
 

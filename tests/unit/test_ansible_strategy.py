@@ -5,8 +5,10 @@ that names the way out; the stock strategy must keep working whatever Mitogen su
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +91,31 @@ def test_a_play_on_the_controller_itself_runs_the_stock_way(tmp_path):
     result, parent = run(tmp_path, installed_core(), hosts="localhost", connection="connection: local")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "AnsiballZ_command.py" in parent
+
+
+def test_a_run_killed_mid_task_leaves_nothing_in_the_temporary_directory(tmp_path):
+    """The boards a run lost are kept in a file of that run (the strategy's _LOSSES): one with no
+    name, so a run killed with SIGKILL, whose atexit never runs, leaves no directory behind."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    play = tmp_path / "play.yml"
+    play.write_text(PLAY.format(hosts="controller-node", connection="").replace(
+        "ps -o args= -p $PPID > {{ marker }}", "touch {{ marker }} && sleep 60"))
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    marker = tmp_path / "marker"
+    run = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play),
+                            "-e", f"marker={marker}"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "TMPDIR": str(temporary)})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "the task never started"
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert sorted(path.name for path in temporary.glob("pico-ansible-run-*")) == []
 
 
 def test_untested_ok_lets_a_newer_ansible_core_through(tmp_path):
