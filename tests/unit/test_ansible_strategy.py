@@ -31,17 +31,24 @@ PLAY = """\
   {connection}
   tasks:
     - name: Write what runs the task
-      ansible.builtin.shell: ps -o args= -p $PPID > {{{{ marker }}}}
+      ansible.builtin.shell: {command}
 """
+WRITE_THE_PARENT = "ps -o args= -p $PPID > {{ marker }}"
 
 
-def run(tmp_path, core_version, hosts="controller-node", connection="", **env):
+def play_files(tmp_path, hosts="controller-node", connection="", command=WRITE_THE_PARENT):
+    """(play, inventory, marker) of a one-task play on the node the task's command leaves its marker on."""
     play = tmp_path / "play.yml"
-    play.write_text(PLAY.format(hosts=hosts, connection=connection))
+    play.write_text(PLAY.format(hosts=hosts, connection=connection, command=command))
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(INVENTORY.format(python=sys.executable))
     marker = tmp_path / "marker"
     marker.unlink(missing_ok=True)
+    return play, inventory, marker
+
+
+def run(tmp_path, core_version, hosts="controller-node", connection="", **env):
+    play, inventory, marker = play_files(tmp_path, hosts, connection)
     result = subprocess.run(
         [sys.executable, "-c", PRETEND, core_version, "-i", str(inventory), str(play), "-e", f"marker={marker}"],
         capture_output=True, text=True, check=False, cwd=REPO,
@@ -98,12 +105,7 @@ def test_a_run_killed_mid_task_leaves_nothing_in_the_temporary_directory(tmp_pat
     name, so a run killed with SIGKILL, whose atexit never runs, leaves no directory behind."""
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    play = tmp_path / "play.yml"
-    play.write_text(PLAY.format(hosts="controller-node", connection="").replace(
-        "ps -o args= -p $PPID > {{ marker }}", "touch {{ marker }} && sleep 60"))
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(INVENTORY.format(python=sys.executable))
-    marker = tmp_path / "marker"
+    play, inventory, marker = play_files(tmp_path, command="touch {{ marker }} && sleep 60")
     run = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play),
                             "-e", f"marker={marker}"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "TMPDIR": str(temporary)})
