@@ -120,16 +120,15 @@ def main():
         module.fail_json(msg="`wg show %s dump` failed with exit code %d: is the interface up (systemctl status wg-quick@%s)?"
                          % (interface, rc, interface))
     running = dump_peers(out)
-    names = dict((key, peer["name"]) for key, peer in wanted.items())
     args, report = peer_changes(wanted, running, endpoints_of)
     changed = bool(args)
     if changed and not module.check_mode:
         rc, dummy, err = module.run_command([wg, "set", interface] + args)
         if rc != 0:
             module.fail_json(msg="`wg set %s` failed with exit code %d: %s" % (interface, rc, err.strip()), **report)
-    after = dict(wanted)
-    before = dict((key, dict(peer, name=names.get(key))) for key, peer in running.items())
-    module.exit_json(changed=changed, diff=dict(before=describe(before), after=describe(after)), **report)
+    # The dump names no peer: the running ones take the file's names where it has them.
+    before = dict((key, dict(peer, name=wanted.get(key, peer)["name"])) for key, peer in running.items())
+    module.exit_json(changed=changed, diff=dict(before=describe(before), after=describe(wanted)), **report)
 
 
 if __name__ == "__main__":
