@@ -97,10 +97,13 @@ def test_check_mode_shows_the_placement_change_and_does_nothing(first_deploy, tm
 
 
 def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
+    """A canary first, then one board a batch. A failing canary stops the rollout as a failing
+    batch does (the next test): the canary is the first batch, of one replacement
+    (test_placement's test_a_new_version_replaces_node_by_node_with_the_canary_first)."""
     with client_load() as load:
-        result = deploy(tmp_path, [web("2.0.0")])
+        result = deploy(tmp_path, [web("2.0.0", update={"canary": 1})])
     expect_success(result, BOARDS, changed="any")
-    assert "batch 1/3" in result.stdout and "batch 3/3" in result.stdout
+    assert "canary 1/3" in result.stdout and "batch 2/3" in result.stdout and "batch 3/3" in result.stdout
     assert load.result["failed"] == 0, load.result
     assert load.result["ok"] > 20 and set(load.result["versions"]) == {"1.0.0", "2.0.0"}, load.result
     images = {node: board(node, "podman", "inspect", "--format", "{{.ImageName}}", "pico-web-0").strip()
@@ -124,17 +127,6 @@ def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(fi
     assert after[untouched] == before[untouched]
     tags = {tuple(t) for _, _, t in versions_in_discovery()}
     assert len(tags) == 1 and len(versions_in_discovery()) == 3  # all back on one spec, all healthy
-
-
-def test_a_failing_canary_touches_one_node_only(first_deploy, tmp_path):
-    before = {node: containers(node) for node in BOARDS}
-    broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"canary": 1, "batch_size": 3, "healthy_deadline": 15})
-    result = deploy(tmp_path, [broken])
-    expect_refused(result, BOARDS, "canary 1/", unchanged=[])
-    assert AGENT_ON_THE_FAILING_CHECK.search(" ".join(result.text.split())), result.tail()
-    changed = [node for node in BOARDS if containers(node) != before[node]]
-    assert len(changed) == 1
-    assert len(versions_in_discovery()) == 3
 
 
 def test_draining_a_node_moves_its_replica_and_undraining_gives_it_one_back(first_deploy, tmp_path):
