@@ -10,7 +10,7 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("pico_nodes")
 
-EXPECTED_MACHINE = {"molecule-pizero": "armv6l", "molecule-pizero-b": "armv6l", "molecule-pizero2": "aarch64"}
+EXPECTED_MACHINE = {"molecule-pizero": "armv6l", "molecule-pizero2": "aarch64"}
 
 
 def _name(host):
@@ -115,7 +115,7 @@ def test_private_key_never_reached_the_controller_log(host):
     assert private not in text
 
 
-ARCHIVE_ARCH = {"molecule-pizero": "armel", "molecule-pizero-b": "armel", "molecule-pizero2": "arm64"}
+ARCHIVE_ARCH = {"molecule-pizero": "armel", "molecule-pizero2": "arm64"}
 # What the board's Docker API says, asked once per board: importing the docker library takes
 # seconds under emulation, and these checks only read.
 DOCKER_VIEW = """

@@ -1,7 +1,9 @@
-"""Orchestration through playbooks on the three emulated boards Molecule converged: the service
-`web` declared once for the cluster, placed and rolled out by playbooks/deploy.yml, drained by
-playbooks/drain.yml, shown by playbooks/status.yml, with a client on a board resolving through
-the agents' DNS while each rollout runs. Runs after test_default.py (file order), on its nodes."""
+"""Orchestration through playbooks on the two emulated boards Molecule converged, a Pi Zero and a
+Zero 2 W: the service `web` declared once for the cluster, placed and rolled out by
+playbooks/deploy.yml, drained by playbooks/drain.yml, shown by playbooks/status.yml, with a client
+on a board resolving through the agents' DNS while each rollout runs. Runs after test_default.py
+(file order), on its nodes. Batches of several boards and boards lost mid-run are the fleet lab's
+(tests/integration/test_fleet.py, six native boards)."""
 import json
 import os
 import re
@@ -18,8 +20,9 @@ from lab.board_load import BoardLoad  # noqa: E402
 from tests.playbook_run import expect_refused, expect_success, expect_unchanged, run_playbook  # noqa: E402
 
 INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
-BOARDS = ("molecule-pizero", "molecule-pizero-b", "molecule-pizero2")
+BOARDS = ("molecule-pizero", "molecule-pizero2")
 CLIENT = "molecule-pizero2"
+VICTIM = "molecule-pizero"  # drained, and lost: never the client
 PORT = 8090
 # A refused rollout quotes the node's agent on the failing version: HTTP 500 once the app listens,
 # or the refused connection before that (an emulated board under a loaded CI took over the 15 s
@@ -29,7 +32,7 @@ AGENT_ON_THE_FAILING_CHECK = re.compile(
 
 
 def web(version="1.0.0", **extra):
-    service = {"name": "web", "image": f"pico/demo:{version}", "replicas": 3, "port": PORT,
+    service = {"name": "web", "image": f"pico/demo:{version}", "replicas": 2, "port": PORT,
                "health": {"type": "http", "path": "/healthz", "interval": 1, "timeout": 1, "retries": 2,
                           "start_period": 60},
                "resources": {"memory": "48m", "cpu": 0.2},
@@ -89,11 +92,11 @@ def test_a_first_deploy_places_one_replica_on_each_board(first_deploy):
 
 def test_check_mode_shows_the_placement_change_and_does_nothing(first_deploy, tmp_path):
     before = {node: containers(node) for node in BOARDS}
-    result = deploy(tmp_path, [web(replicas=4)], "--check", "--diff")
+    result = deploy(tmp_path, [web(replicas=3)], "--check", "--diff")
     expect_success(result, BOARDS)
     assert "+web: " in result.stdout and "-web: " in result.stdout
     assert {node: containers(node) for node in BOARDS} == before
-    assert len(plan_on(BOARDS[0])["services"]["web"]["slots"]) == 3
+    assert len(plan_on(BOARDS[0])["services"]["web"]["slots"]) == 2
 
 
 def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
@@ -103,7 +106,7 @@ def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
     with client_load() as load:
         result = deploy(tmp_path, [web("2.0.0", update={"canary": 1})])
     expect_success(result, BOARDS, changed="any")
-    assert "canary 1/3" in result.stdout and "batch 2/3" in result.stdout and "batch 3/3" in result.stdout
+    assert "canary 1/2" in result.stdout and "batch 2/2" in result.stdout
     assert load.result["failed"] == 0, load.result
     assert load.result["ok"] > 20 and set(load.result["versions"]) == {"1.0.0", "2.0.0"}, load.result
     images = {node: board(node, "podman", "inspect", "--format", "{{.ImageName}}", "pico-web-0").strip()
@@ -112,9 +115,10 @@ def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
 
 
 def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(first_deploy, tmp_path):
-    """Two nodes per batch: both get the failing version, both go back; the third is never touched."""
+    """The first batch gets the failing version and goes back; the next is never touched (a batch
+    of several boards rolled back: test_fleet's test_deploy_... and the rollout's unit tests)."""
     before = {node: containers(node) for node in BOARDS}
-    broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"batch_size": 2, "healthy_deadline": 15})
+    broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"batch_size": 1, "healthy_deadline": 15})
     with client_load() as load:
         result = deploy(tmp_path, [broken])
     expect_refused(result, BOARDS, "Rollout of web to pico/demo:2.0.0 failed", "Rolled back:", unchanged=[])
@@ -122,26 +126,26 @@ def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(fi
     assert load.result["failed"] == 0, load.result
     after = {node: containers(node) for node in BOARDS}
     touched = [node for node in BOARDS if after[node] != before[node]]
-    assert len(touched) == 2 and all(node in result.text for node in touched)
+    assert len(touched) == 1 and touched[0] in result.text
     untouched = next(node for node in BOARDS if node not in touched)
     assert after[untouched] == before[untouched]
     tags = {tuple(t) for _, _, t in versions_in_discovery()}
-    assert len(tags) == 1 and len(versions_in_discovery()) == 3  # all back on one spec, all healthy
+    assert len(tags) == 1 and len(versions_in_discovery()) == 2  # all back on one spec, all healthy
 
 
 def test_draining_a_node_moves_its_replica_and_undraining_gives_it_one_back(first_deploy, tmp_path):
     with client_load() as load:
-        result = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", playbook="playbooks/drain.yml")
+        result = deploy(tmp_path, [web("2.0.0")], "-e", f"node={VICTIM}", playbook="playbooks/drain.yml")
     expect_success(result, BOARDS, changed="any")
     assert load.result["failed"] == 0, load.result
-    assert containers("molecule-pizero-b") == {}
-    assert plan_on("molecule-pizero")["drained"] == ["molecule-pizero-b"]
-    assert "molecule-pizero-b" not in {node for node, _, _ in versions_in_discovery()}
-    assert len(versions_in_discovery()) == 3
+    assert containers(VICTIM) == {}
+    assert plan_on(CLIENT)["drained"] == [VICTIM]
+    assert VICTIM not in {node for node, _, _ in versions_in_discovery()}
+    assert len(versions_in_discovery()) == 2
     # Undraining gives it a replica back. (That a later deploy keeps a drained node drained is the
     # planner's unit test, test_a_drained_node_stays_drained...; that a deploy with nothing to do
     # changes nothing, the board-lost test's last run.)
-    back = deploy(tmp_path, [web("2.0.0")], "-e", "node=molecule-pizero-b", "-e", "undrain=true", playbook="playbooks/drain.yml")
+    back = deploy(tmp_path, [web("2.0.0")], "-e", f"node={VICTIM}", "-e", "undrain=true", playbook="playbooks/drain.yml")
     expect_success(back, BOARDS, changed="any")
     assert sorted(node for node, _, _ in versions_in_discovery()) == sorted(BOARDS)
 
@@ -151,9 +155,9 @@ def test_status_shows_services_and_nodes(first_deploy, tmp_path):
     expect_unchanged(text, BOARDS)
     # Molecule's ansible.cfg prints results as JSON, as a stock one does: the table comes as a list
     # of lines, one row a line, not one string full of \n.
-    assert re.search(r'^\s*"\s*web\s+3/3\s', text.stdout, re.M), text.tail()
+    assert re.search(r'^\s*"\s*web\s+2/2\s', text.stdout, re.M), text.tail()
     table = "\n".join(re.sub(r'^\s*"(.*?)",?$', r"\1", line) for line in text.stdout.splitlines())
-    assert re.search(r"^\s*web\s+3/3\s+pico/demo:2\.0\.0\s+molecule-pizero:1 molecule-pizero2:1 molecule-pizero-b:1",
+    assert re.search(r"^\s*web\s+2/2\s+pico/demo:2\.0\.0\s+molecule-pizero:1 molecule-pizero2:1",
                      table, re.M), table[-2000:]
     assert re.search(r"^\s*molecule-pizero\s+up\s+armv6l\s+pizero\s+balanced\s+48/352 MiB\s+0\.2/1\s+web:1", table, re.M), table[-2000:]
     assert re.search(r"^\s*molecule-pizero2\s+up\s+aarch64\s+pizero2\s+balanced\s+48/352 MiB\s+0\.2/4\s+web:1", table, re.M)
@@ -168,10 +172,9 @@ def test_status_shows_services_and_nodes(first_deploy, tmp_path):
     # Beside the plan's web, the services the agent role pins to nodes (pico_agent_services):
     # the demo on every board, console on molecule-pizero.
     services = {s["name"]: (s["desired"], s["healthy"], s["pinned"]) for s in status["services"]}
-    assert services == {"web": (3, 3, False), "demo": (3, 3, True), "console": (1, 1, True)}, services
+    assert services == {"web": (2, 2, False), "demo": (2, 2, True), "console": (1, 1, True)}, services
     assert {n["name"]: (n["arch"], n["power_profile"]) for n in status["nodes"]} == {
-        "molecule-pizero": ("armv6l", "balanced"), "molecule-pizero-b": ("armv6l", "balanced"),
-        "molecule-pizero2": ("aarch64", "balanced")}
+        "molecule-pizero": ("armv6l", "balanced"), "molecule-pizero2": ("aarch64", "balanced")}
 
 
 def test_what_cannot_be_placed_changes_nothing(first_deploy, tmp_path):
@@ -179,7 +182,7 @@ def test_what_cannot_be_placed_changes_nothing(first_deploy, tmp_path):
     changes anything (the planner's unit tests name each one)."""
     before = ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0]))
     result = deploy(tmp_path, [web("2.0.0", resources={"memory": "600m"})])
-    expect_refused(result, BOARDS, "service web: 0 of 3 replicas fit (requests 600 MiB memory", "Nothing was changed")
+    expect_refused(result, BOARDS, "service web: 0 of 2 replicas fit (requests 600 MiB memory", "Nothing was changed")
     assert ({node: containers(node) for node in BOARDS}, plan_on(BOARDS[0])) == before
     # What an agent refuses in a service file (it sets PORT itself) the planner refuses with the
     # agent's own rule and message (module_utils/_service_spec.py), before any drain.
@@ -233,7 +236,7 @@ def test_a_board_lost_is_failed_over_folded_in_by_deploy_and_placed_again_once_b
     board and the takeover retires once that replica serves. The board then boots with no
     controller and runs what its own files say (its old replica: one more than planned) until
     the next deploy.yml, which places one replica per board again; a rerun changes nothing."""
-    victim, survivors = BOARDS[1], [b for b in BOARDS if b != BOARDS[1]]
+    victim, survivors = VICTIM, [b for b in BOARDS if b != VICTIM]
     tag = f"pico.failover:{victim}:"
     subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
     try:
@@ -243,11 +246,10 @@ def test_a_board_lost_is_failed_over_folded_in_by_deploy_and_placed_again_once_b
         assert folded.returncode == 4, folded.tail()  # 4: a host was unreachable
         recap = folded.recap
         assert recap[victim]["unreachable"] == 1 and all(recap[b]["failed"] == 0 for b in survivors), folded.tail()
-        plans = [plan_on(b) for b in survivors]
-        assert plans[0] == plans[1] and sorted(set(plans[0]["services"]["web"]["slots"])) == sorted(survivors)
-        wait_until(lambda: sorted(len(copies_by_node().get(b, [])) for b in survivors) == [1, 2]
-                   and all(None in ts and len(set(ts)) == 1 for ts in copies_by_node().values()), 60,
-                   "three planned replicas on the two live boards, the takeover retired")
+        [survivor] = survivors
+        assert sorted(plan_on(survivor)["services"]["web"]["slots"]) == [survivor, survivor]
+        wait_until(lambda: copies_by_node() == {survivor: [None, None]}, 60,
+                   "both planned replicas on the live board, the takeover retired")
     finally:
         subprocess.run(["docker", "start", victim], check=True, capture_output=True)
     # Back with no controller: its agent starts the replica its file names.
