@@ -276,17 +276,21 @@ def test_with_auto_rollback_off_a_failed_batch_is_left_as_it_is(fleet):
 def test_a_rollback_waits_as_long_as_the_previous_version_takes_to_start(fleet):
     """A version that fails within its 3 s healthy_deadline is rolled back to one that takes 12 s
     to answer: the rollback waits for it (pico_deploy_rollback_deadline, 180 s), not for the
-    failed version's 3 s alone, and the run says the previous version serves again."""
+    failed version's 3 s alone, and the run says the previous version serves again. Both
+    replicas are one batch of two boards: both get the failing version, both go back."""
     settled = PLACED + [dict(SPREAD, image="pico/demo:2.0.0")]
-    lazy = service("lazy", 8095, replicas=1, min_nodes=1, memory="16m", command=LAZY_START)
+    lazy = service("lazy", 8095, replicas=2, min_nodes=2, memory="16m", command=LAZY_START)
     expect_success(run(fleet, "playbooks/deploy.yml", settled + [lazy]), BOARDS, changed="any")
-    broken = dict(lazy, env={"DEMO_FAIL_HEALTH": "1"}, update=dict(lazy["update"], healthy_deadline=3))
+    broken = dict(lazy, env={"DEMO_FAIL_HEALTH": "1"}, update=dict(lazy["update"], healthy_deadline=3, batch_size=2))
     result = run(fleet, "playbooks/deploy.yml", settled + [broken])
     expect_refused(result, BOARDS, "Rollout of lazy to pico/demo:1.0.0 failed", "Rolled back: native-",
                    "run the previous version again, healthy in discovery", unchanged=[])
     assert SUMMARY_OF_OFF in result.text, result.tail()
-    [instance] = agent("native-1", "/v1/services/lazy")["instances"]
-    assert "env" not in json.loads(on_board(instance["node"], "cat", "/etc/pico-agent/services/lazy.json"))
+    nodes = sorted(instance["node"] for instance in agent("native-1", "/v1/services/lazy")["instances"])
+    restored = re.search(r"Rolled back: (native-\d), (native-\d) run the previous version", " ".join(result.text.split()))
+    assert restored and sorted(restored.groups()) == nodes and len(set(nodes)) == 2, (nodes, result.tail())
+    for node in nodes:
+        assert "env" not in json.loads(on_board(node, "cat", "/etc/pico-agent/services/lazy.json"))
     expect_success(run(fleet, "playbooks/deploy.yml", settled), BOARDS, changed="any")
 
 
