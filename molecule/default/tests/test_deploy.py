@@ -115,8 +115,8 @@ def test_a_rolling_update_under_load_fails_no_request(first_deploy, tmp_path):
 
 
 def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(first_deploy, tmp_path):
-    """The first batch gets the failing version and goes back; the next is never touched (a batch
-    of several boards rolled back: test_fleet's test_deploy_... and the rollout's unit tests)."""
+    """The first batch gets the failing version and goes back; the next is never touched. (A batch
+    of two boards rolled back: test_fleet's test_a_rollback_waits_as_long_as_the_previous_...)"""
     before = {node: containers(node) for node in BOARDS}
     broken = web("2.0.0", env={"DEMO_FAIL_HEALTH": "1"}, update={"batch_size": 1, "healthy_deadline": 15})
     with client_load() as load:
