@@ -74,12 +74,16 @@ def build_image_archive(path, name, payload=b"hello\n", oci=False, created="2024
 
 @pytest.fixture
 def image_archive(tmp_path):
-    """image_archive(name, **kwargs) -> (path, image_id) of a new one-layer image archive."""
+    """image_archive(name, payload=..., **kwargs) -> (path, image_id) of a new one-layer image
+    archive. A test's images are its own: the payload carries a token of the test, since tests
+    run side by side (xdist workers, the suite's lanes) on one dockerd, and one whose image had
+    the same ID as another's found it present, or lost it to the other's cleanup."""
     counter = [0]
+    token = uuid.uuid4().hex.encode()
 
-    def make(name, **kwargs):
+    def make(name, payload=b"hello\n", **kwargs):
         counter[0] += 1
         path = tmp_path / ("image-%d.tar" % counter[0])
-        return path, build_image_archive(path, name, **kwargs)
+        return path, build_image_archive(path, name, payload=payload + b"\n" + token, **kwargs)
 
     return make
