@@ -287,7 +287,7 @@ def test_a_rollback_waits_as_long_as_the_previous_version_takes_to_start(fleet):
                    "run the previous version again, healthy in discovery", unchanged=[])
     assert SUMMARY_OF_OFF in result.text, result.tail()
     nodes = sorted(instance["node"] for instance in agent("native-1", "/v1/services/lazy")["instances"])
-    restored = re.search(r"Rolled back: (native-\d), (native-\d) run the previous version", " ".join(result.text.split()))
+    restored = re.search(r"Rolled back: (native-\d), (native-\d) run the previous version", result.text)
     assert restored and sorted(restored.groups()) == nodes and len(set(nodes)) == 2, (nodes, result.tail())
     for node in nodes:
         assert "env" not in json.loads(on_board(node, "cat", "/etc/pico-agent/services/lazy.json"))

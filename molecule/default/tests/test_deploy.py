@@ -122,7 +122,7 @@ def test_a_version_whose_health_fails_is_rolled_back_on_every_node_it_touched(fi
     with client_load() as load:
         result = deploy(tmp_path, [broken])
     expect_refused(result, BOARDS, "Rollout of web to pico/demo:2.0.0 failed", "Rolled back:", unchanged=[])
-    assert AGENT_ON_THE_FAILING_CHECK.search(" ".join(result.text.split())), result.tail()
+    assert AGENT_ON_THE_FAILING_CHECK.search(result.text), result.tail()
     assert load.result["failed"] == 0, load.result
     after = {node: containers(node) for node in BOARDS}
     touched = [node for node in BOARDS if after[node] != before[node]]
