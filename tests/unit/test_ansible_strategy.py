@@ -47,6 +47,24 @@ def play_files(tmp_path, hosts="controller-node", connection="", command=WRITE_T
     return play, inventory, marker
 
 
+def descendants(pid):
+    """Every process below pid: Ansible's task workers start sessions of their own, so a signal to
+    the run's process group does not reach them."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while listed
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
 def run(tmp_path, core_version, hosts="controller-node", connection="", **env):
     play, inventory, marker = play_files(tmp_path, hosts, connection)
     result = subprocess.run(
@@ -115,7 +133,13 @@ def test_a_run_killed_mid_task_leaves_nothing_in_the_temporary_directory(tmp_pat
             time.sleep(0.2)
         assert marker.exists(), "the task never started"
     finally:
+        below = descendants(run.pid)
         os.killpg(run.pid, signal.SIGKILL)
+        for pid in below:  # the task's worker, or it waits out the task's sleep and more
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         run.wait()
     assert sorted(path.name for path in temporary.glob("pico-ansible-run-*")) == []
 
