@@ -31,8 +31,15 @@ from pico_agent.serf import SerfClient, SerfError
 
 REPO = Path(__file__).resolve().parents[3]
 ROLE_DEFAULTS = REPO / "collections/ansible_collections/pico/cloud/roles/agent/defaults/main.yml"
+AGENT_UNIT = REPO / "collections/ansible_collections/pico/cloud/roles/agent/templates/pico-agent.service.j2"
 SECRET = "hunter2-do-not-print"
-AGENT_OPEN_FILES = 1024
+
+
+def unit_open_files() -> int:
+    """The unit's LimitNOFILE. The agent may need its listen backlog (asyncio accepts a burst of up
+    to 1024 in one go) plus the 256 waiting connections plus its own: under a smaller limit a
+    flood that fills the accept queue starves its Docker and service-file reads for a moment."""
+    return int(re.search(r"^LimitNOFILE=(\d+)$", AGENT_UNIT.read_text(), re.M).group(1))
 
 
 def unit_memory_max() -> int:
@@ -57,10 +64,11 @@ def target(tmp_path_factory):
     listener = PortListener(ssh_port)
     listener.open()
     node.start_serf(lab.keyring, [])
-    # The agent runs under its unit's MemoryMax, counted and enforced by the kernel as on a node.
+    # The agent runs under its unit's MemoryMax (counted and enforced by the kernel) and LimitNOFILE,
+    # as on a node.
     node.memory = MemoryLimit("hostile-agent", unit_memory_max())
     node.keyring = lab.keyring  # hostile peers join its gossip
-    node.start_agent(open_files=AGENT_OPEN_FILES, memory=node.memory)
+    node.start_agent(open_files=unit_open_files(), memory=node.memory)
     wait_for(lambda: sorted(i["service"] for i in node.instances("demo") + node.instances("ssh")) == ["demo", "ssh"],
              60, what="demo and ssh published")
     node.demo_container = container_id(node)
@@ -470,7 +478,7 @@ def test_a_state_file_of_the_wrong_shape_does_not_stop_it_starting(target, conte
     assert target.stop_agent() == 0
     state = target.root / "state" / "state.json"
     state.write_text(content)
-    target.start_agent(open_files=AGENT_OPEN_FILES, memory=target.memory)
+    target.start_agent(open_files=unit_open_files(), memory=target.memory)
     try:
         def reported():
             status, body = health_within_a_second(target)
