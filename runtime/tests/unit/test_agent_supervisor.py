@@ -48,3 +48,25 @@ def test_a_drained_replica_stays_up_but_leaves_discovery_until_replaced(tmp_path
     assert sup.undrain("web") is True and [i.id for i in published[-1]] == ["a/web-0", "a/web-1"]
     assert sup.undrain("web") is False
     assert sup.drain("nothing") == []
+
+
+def test_a_services_directory_that_cannot_be_listed_keeps_the_last_desired_state(tmp_path):
+    """Not read as "no services" (which would stop them all), and reported until it can be listed
+    again: a descriptor limit reached under a connection flood fails the listing the same way."""
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "web.json").write_text('{"name": "web", "image": "pico/demo:1.0.0", "port": 8080}')
+    sup = Supervisor(SupervisorConfig(), services, None, "a", Metrics(), lambda instances: None)
+    sup._reload()
+    assert list(sup.desired.services) == ["web"] and sup.directory_problem is None
+    (services / "web.json").unlink()
+    services.rmdir()
+    services.write_text("")  # listing it now fails (ENOTDIR), as it would with EMFILE
+    sup._reload()
+    assert list(sup.desired.services) == ["web"]
+    assert sup.directory_problem == (f"services directory {services}: Not a directory; "
+                                     "keeping the last desired state")
+    services.unlink()
+    services.mkdir()
+    sup._reload()
+    assert sup.directory_problem is None and sup.desired.services == {}
